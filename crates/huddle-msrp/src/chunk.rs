@@ -1,0 +1,535 @@
+//! The MSRP chunk model (RFC 4975 §7, §9) and builders in the spirit of msrplib's
+//! `make_chunk`.
+
+use core::fmt;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::decode::{DecodeError, DecodeErrorKind};
+use crate::generated::headers::KnownHeader;
+use crate::generated::methods::KnownMethod;
+use crate::header::{ByteRange, HeaderError, HeaderValue, Headers, ReportRequest, StatusHeader};
+use crate::ids;
+use crate::status::StatusCode;
+use crate::uri::{MsrpUri, format_path};
+
+/// A transaction id (RFC 4975 §9 `transact-id = ident`,
+/// `ident = ALPHANUM 3*31ident-char`, `ident-char = ALPHANUM / "." / "-" / "+" / "%" / "="`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TransactionId(Bytes);
+
+impl TransactionId {
+    /// Validates and wraps an id.
+    pub fn new(id: &str) -> Result<Self, HeaderError> {
+        if is_transaction_id(id.as_bytes()) {
+            Ok(TransactionId(Bytes::copy_from_slice(id.as_bytes())))
+        } else {
+            Err(HeaderError::InvalidTransactionId(id.chars().take(64).collect()))
+        }
+    }
+
+    /// A fresh random id with ≥ 64 bits of randomness (RFC 4975 §7.1).
+    pub fn random() -> Self {
+        TransactionId(Bytes::from(ids::new_transaction_id()))
+    }
+
+    /// From bytes the decoder validated.
+    pub(crate) fn from_checked(b: Bytes) -> Self {
+        TransactionId(b)
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.0).expect("transaction ids are ASCII")
+    }
+
+    /// The id's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// RFC 4975 §9 `ident`.
+pub(crate) fn is_transaction_id(b: &[u8]) -> bool {
+    (4..=32).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b[1..].iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+' | b'%' | b'='))
+}
+
+impl fmt::Debug for TransactionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for TransactionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The continuation flag of the end-line (RFC 4975 §7.1: `continuation-flag = "+" / "$" / "#"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flag {
+    /// `$`: the last chunk of the message.
+    End,
+    /// `+`: more chunks of this message follow.
+    More,
+    /// `#`: the sender aborted the message.
+    Abort,
+}
+
+impl Flag {
+    /// The flag byte.
+    pub const fn as_byte(self) -> u8 {
+        match self {
+            Flag::End => b'$',
+            Flag::More => b'+',
+            Flag::Abort => b'#',
+        }
+    }
+
+    /// Parses a flag byte.
+    pub const fn from_byte(b: u8) -> Option<Flag> {
+        match b {
+            b'$' => Some(Flag::End),
+            b'+' => Some(Flag::More),
+            b'#' => Some(Flag::Abort),
+            _ => None,
+        }
+    }
+}
+
+/// A request method: registered, or an extension method kept as written
+/// (RFC 4975 §9 `method = 1*UPALPHA`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// A registered method.
+    Known(KnownMethod),
+    /// Any other method; a receiver that does not understand it answers 501 (RFC 4975 §12).
+    Extension(String),
+}
+
+impl Method {
+    /// `SEND`
+    pub const SEND: Method = Method::Known(KnownMethod::Send);
+    /// `REPORT`
+    pub const REPORT: Method = Method::Known(KnownMethod::Report);
+    /// `AUTH`
+    pub const AUTH: Method = Method::Known(KnownMethod::Auth);
+
+    /// Parses a method token.
+    pub fn parse(token: &[u8]) -> Option<Method> {
+        if let Some(k) = KnownMethod::from_wire(token) {
+            return Some(Method::Known(k));
+        }
+        if !token.is_empty() && token.iter().all(u8::is_ascii_uppercase) {
+            // Checked ASCII above.
+            return Some(Method::Extension(String::from_utf8_lossy(token).into_owned()));
+        }
+        None
+    }
+
+    /// The method as written.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Known(k) => k.as_str(),
+            Method::Extension(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The start line: a request with its method, or a response with its status.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StartLine {
+    /// `MSRP tid METHOD`
+    Request(Method),
+    /// `MSRP tid CODE [comment]`
+    Response {
+        /// The status code.
+        status: StatusCode,
+        /// The optional comment (RFC 4975 §9 `comment = utf8text`).
+        comment: Option<String>,
+    },
+}
+
+/// One MSRP frame: a request chunk or a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// The transaction id of the start line and end-line.
+    pub transaction_id: TransactionId,
+    /// Request method or response status.
+    pub start: StartLine,
+    /// Every header in wire order, the MIME headers of the body included.
+    pub headers: Headers,
+    /// The body; `Some` when the frame has content-stuff (RFC 4975 §9), even if empty.
+    pub body: Option<Bytes>,
+    /// The continuation flag.
+    pub flag: Flag,
+    /// Set only on the "virtual chunks" the decoder makes of a body larger than
+    /// [`crate::Limits::max_body_in_memory`] (msrplib's `read_chunk(size)`): segments are
+    /// numbered from 1, carry a Byte-Range adjusted to the bytes they hold and flag `+`,
+    /// except the last, which carries the real flag. Never encoded.
+    pub segment: Option<u32>,
+}
+
+impl Chunk {
+    /// Is this a request?
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request(_))
+    }
+
+    /// The method of a request.
+    pub fn method(&self) -> Option<&Method> {
+        match &self.start {
+            StartLine::Request(m) => Some(m),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status of a response.
+    pub fn status_code(&self) -> Option<StatusCode> {
+        match &self.start {
+            StartLine::Response { status, .. } => Some(*status),
+            StartLine::Request(_) => None,
+        }
+    }
+
+    /// The comment of a response.
+    pub fn comment(&self) -> Option<&str> {
+        match &self.start {
+            StartLine::Response { comment, .. } => comment.as_deref(),
+            StartLine::Request(_) => None,
+        }
+    }
+
+    /// To-Path (RFC 4975 §7.1: present in every request and response).
+    pub fn to_path(&self) -> Result<Vec<MsrpUri>, HeaderError> {
+        self.headers.path(KnownHeader::ToPath)
+    }
+
+    /// From-Path (RFC 4975 §7.1).
+    pub fn from_path(&self) -> Result<Vec<MsrpUri>, HeaderError> {
+        self.headers.path(KnownHeader::FromPath)
+    }
+
+    /// Use-Path of a 200 response to AUTH (RFC 4976 §5.1).
+    pub fn use_path(&self) -> Result<Vec<MsrpUri>, HeaderError> {
+        self.headers.path(KnownHeader::UsePath)
+    }
+
+    /// Message-ID.
+    pub fn message_id(&self) -> Option<&str> {
+        self.headers.get(KnownHeader::MessageId)
+    }
+
+    /// Byte-Range; `None` when absent (RFC 4975 §7.1.1: then the chunk is the whole
+    /// message, as if `1-*/*`... its length being the body's).
+    pub fn byte_range(&self) -> Result<Option<ByteRange>, HeaderError> {
+        self.headers.get(KnownHeader::ByteRange).map(str::parse).transpose()
+    }
+
+    /// Success-Report; RFC 4975 §7.1.1: absent means `no`.
+    pub fn success_report(&self) -> Result<ReportRequest, HeaderError> {
+        self.headers.get(KnownHeader::SuccessReport).map_or(Ok(ReportRequest::No), str::parse)
+    }
+
+    /// Failure-Report; RFC 4975 §7.1.1: absent means `yes`.
+    pub fn failure_report(&self) -> Result<ReportRequest, HeaderError> {
+        self.headers.get(KnownHeader::FailureReport).map_or(Ok(ReportRequest::Yes), str::parse)
+    }
+
+    /// The Status header of a REPORT.
+    pub fn status_header(&self) -> Result<Option<StatusHeader>, HeaderError> {
+        self.headers.get(KnownHeader::Status).map(str::parse).transpose()
+    }
+
+    /// Content-Type.
+    pub fn content_type(&self) -> Option<&str> {
+        self.headers.get(KnownHeader::ContentType)
+    }
+
+    /// Expires (RFC 4976).
+    pub fn expires(&self) -> Result<Option<u32>, HeaderError> {
+        self.headers.get(KnownHeader::Expires).map(crate::header::parse_seconds).transpose()
+    }
+
+    /// Encodes the chunk into `dst` (RFC 4975 §9 ABNF, byte-exact).
+    pub fn encode(&self, dst: &mut BytesMut) {
+        crate::encode::encode(self, dst)
+    }
+
+    /// The encoded frame.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut b = BytesMut::with_capacity(self.encoded_len());
+        self.encode(&mut b);
+        b.freeze()
+    }
+
+    /// The exact size of the encoded frame.
+    pub fn encoded_len(&self) -> usize {
+        crate::encode::encoded_len(self)
+    }
+
+    /// Checks what RFC 4975 requires of a request beyond framing, so a receiver can
+    /// answer with the right status (the error's [`DecodeError::status`]):
+    /// an unknown method → 501 (§12), a SEND or REPORT without Message-ID → 400 (§7.1.1,
+    /// §7.1.2), a REPORT without Status → 400 (§7.1.2), unparsable paths → 400.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        let err = |kind| Err(DecodeError::new(kind, Some(self.transaction_id.clone()), false));
+        if let Err(e) = self.to_path() {
+            return err(DecodeErrorKind::BadHeader(e));
+        }
+        if let Err(e) = self.from_path() {
+            return err(DecodeErrorKind::BadHeader(e));
+        }
+        match &self.start {
+            StartLine::Request(Method::Extension(m)) => err(DecodeErrorKind::UnknownMethod(m.clone())),
+            StartLine::Request(Method::Known(KnownMethod::Send)) => {
+                // RFC 4975 §7.1.1: "The SEND request MUST contain a Message-ID header field."
+                if self.message_id().is_none() {
+                    return err(DecodeErrorKind::MissingHeader(KnownHeader::MessageId));
+                }
+                if let Err(e) = self.byte_range() {
+                    return err(DecodeErrorKind::BadHeader(e));
+                }
+                Ok(())
+            }
+            StartLine::Request(Method::Known(KnownMethod::Report)) => {
+                // RFC 4975 §7.1.2: REPORT requests MUST contain Message-ID, Byte-Range
+                // (the range being reported) and Status.
+                if self.message_id().is_none() {
+                    return err(DecodeErrorKind::MissingHeader(KnownHeader::MessageId));
+                }
+                match self.status_header() {
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => err(DecodeErrorKind::MissingHeader(KnownHeader::Status)),
+                    Err(e) => err(DecodeErrorKind::BadHeader(e)),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The response to this request, with paths per RFC 4975 §7.2: "the To-Path header
+    /// field [is] set to the ... first URI in the From-Path of the request", and the
+    /// From-Path to the responder's own URI, the first of the request's To-Path.
+    /// `None` for responses and for REPORTs (§7.1.2: REPORT requests are never answered).
+    pub fn response(&self, status: StatusCode, comment: Option<&str>) -> Option<Chunk> {
+        let method = self.method()?;
+        if *method == Method::REPORT {
+            return None;
+        }
+        let first = |h: KnownHeader| -> Option<String> {
+            self.headers.get(h).and_then(|v| v.split(' ').find(|s| !s.is_empty())).map(str::to_owned)
+        };
+        let to = first(KnownHeader::FromPath)?;
+        let from = first(KnownHeader::ToPath)?;
+        let mut headers = Headers::with_capacity(2);
+        headers.push(KnownHeader::ToPath, HeaderValue::new(&to).ok()?);
+        headers.push(KnownHeader::FromPath, HeaderValue::new(&from).ok()?);
+        let comment = comment.map(|c| c.replace(['\r', '\n'], " "));
+        Some(Chunk {
+            transaction_id: self.transaction_id.clone(),
+            start: StartLine::Response { status, comment },
+            headers,
+            body: None,
+            flag: Flag::End,
+            segment: None,
+        })
+    }
+
+    /// A REPORT about this SEND chunk (RFC 4975 §7.1.2): To-Path is the SEND's From-Path,
+    /// From-Path the reporter's `local` URI (the first To-Path URI when `None`), with the
+    /// SEND's Message-ID, the Byte-Range being reported and a Status in namespace 000.
+    pub fn report(&self, status: StatusCode, reason: Option<&str>, range: ByteRange) -> Option<Chunk> {
+        if self.method()? != &Method::SEND {
+            return None;
+        }
+        let to = self.headers.get(KnownHeader::FromPath)?.to_owned();
+        let from = self.headers.get(KnownHeader::ToPath)?.split(' ').find(|s| !s.is_empty())?.to_owned();
+        let status = StatusHeader {
+            namespace: 0,
+            code: status,
+            reason: reason.map(str::to_owned).or_else(|| status.canonical_reason().map(str::to_owned)),
+        };
+        ChunkBuilder::request(Method::REPORT)
+            .raw_header(KnownHeader::ToPath, &to)
+            .raw_header(KnownHeader::FromPath, &from)
+            .message_id(self.message_id()?)
+            .byte_range(range)
+            .header(KnownHeader::Status, &status.to_string())
+            .build()
+            .ok()
+    }
+}
+
+/// Builds chunks the way msrplib's `make_chunk` does: paths, a fresh transaction id and
+/// Message-ID unless given, Byte-Range from start/length/total, and flag `$` unless the
+/// chunk is a partial SEND.
+#[derive(Debug, Clone)]
+pub struct ChunkBuilder {
+    transaction_id: Option<TransactionId>,
+    start: StartLine,
+    headers: Vec<(KnownHeaderOrName, String)>,
+    body: Option<(String, Bytes)>,
+    flag: Option<Flag>,
+    error: Option<HeaderError>,
+}
+
+#[derive(Debug, Clone)]
+enum KnownHeaderOrName {
+    Known(KnownHeader),
+    Name(crate::header::HeaderName),
+}
+
+impl ChunkBuilder {
+    /// A request with `method`.
+    pub fn request(method: Method) -> Self {
+        ChunkBuilder {
+            transaction_id: None,
+            start: StartLine::Request(method),
+            headers: Vec::new(),
+            body: None,
+            flag: None,
+            error: None,
+        }
+    }
+
+    /// A SEND from `from_path` to `to_path` (msrplib's `make_chunk` with method SEND).
+    pub fn send(to_path: &[MsrpUri], from_path: &[MsrpUri]) -> Self {
+        Self::request(Method::SEND).paths(to_path, from_path)
+    }
+
+    /// A response (rarely needed directly: see [`Chunk::response`]).
+    pub fn response(status: StatusCode, comment: Option<&str>) -> Self {
+        let mut b = Self::request(Method::SEND);
+        b.start = StartLine::Response { status, comment: comment.map(str::to_owned) };
+        b
+    }
+
+    /// Sets To-Path and From-Path.
+    pub fn paths(self, to_path: &[MsrpUri], from_path: &[MsrpUri]) -> Self {
+        self.raw_header(KnownHeader::ToPath, &format_path(to_path))
+            .raw_header(KnownHeader::FromPath, &format_path(from_path))
+    }
+
+    /// Uses this transaction id instead of a random one.
+    pub fn transaction_id(mut self, tid: TransactionId) -> Self {
+        self.transaction_id = Some(tid);
+        self
+    }
+
+    /// Sets the Message-ID (a random one is generated for SEND otherwise).
+    pub fn message_id(self, id: &str) -> Self {
+        self.header(KnownHeader::MessageId, id)
+    }
+
+    /// Sets the Byte-Range.
+    pub fn byte_range(self, r: ByteRange) -> Self {
+        self.header(KnownHeader::ByteRange, &r.to_string())
+    }
+
+    /// Sets the Success-Report and Failure-Report headers.
+    pub fn reports(self, success: ReportRequest, failure: ReportRequest) -> Self {
+        self.header(KnownHeader::SuccessReport, success.as_str())
+            .header(KnownHeader::FailureReport, failure.as_str())
+    }
+
+    /// Sets a known header (replacing an earlier value given to this builder).
+    pub fn header(mut self, h: KnownHeader, value: &str) -> Self {
+        self.headers.retain(|(k, _)| !matches!(k, KnownHeaderOrName::Known(x) if *x == h));
+        self.headers.push((KnownHeaderOrName::Known(h), value.to_owned()));
+        self
+    }
+
+    fn raw_header(self, h: KnownHeader, value: &str) -> Self {
+        self.header(h, value)
+    }
+
+    /// Adds an extension header.
+    pub fn extension_header(mut self, name: &str, value: &str) -> Self {
+        match crate::header::HeaderName::new(name) {
+            Ok(n) => self.headers.push((KnownHeaderOrName::Name(n), value.to_owned())),
+            Err(e) => self.error = Some(e),
+        }
+        self
+    }
+
+    /// Sets the body and its Content-Type (written last, as RFC 4975 §9 orders content-stuff).
+    pub fn data(mut self, content_type: &str, data: impl Into<Bytes>) -> Self {
+        self.body = Some((content_type.to_owned(), data.into()));
+        self
+    }
+
+    /// Sets the continuation flag (default `$`).
+    pub fn flag(mut self, flag: Flag) -> Self {
+        self.flag = Some(flag);
+        self
+    }
+
+    /// Builds the chunk. A SEND gets a random Message-ID if none was set, and a
+    /// Byte-Range covering the whole body (`1-len/len`) if none was set.
+    pub fn build(self) -> Result<Chunk, HeaderError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let is_send = self.start == StartLine::Request(Method::SEND);
+        let has = |h: KnownHeader| self.headers.iter().any(|(k, _)| matches!(k, KnownHeaderOrName::Known(x) if *x == h));
+        let mut headers = Headers::with_capacity(self.headers.len() + 3);
+        // RFC 4975 §7.1: To-Path first, then From-Path; the rest in the order given.
+        for want in [KnownHeader::ToPath, KnownHeader::FromPath] {
+            if !has(want) {
+                return Err(HeaderError::Missing(want));
+            }
+        }
+        let mut ordered: Vec<&(KnownHeaderOrName, String)> = Vec::with_capacity(self.headers.len());
+        for want in [KnownHeader::ToPath, KnownHeader::FromPath] {
+            ordered.extend(self.headers.iter().filter(|(k, _)| matches!(k, KnownHeaderOrName::Known(x) if *x == want)));
+        }
+        let mut message_id = None;
+        if is_send && !has(KnownHeader::MessageId) {
+            message_id = Some(ids::new_message_id());
+        }
+        for (k, v) in &ordered {
+            let KnownHeaderOrName::Known(h) = k else { unreachable!() };
+            headers.append(*h, v)?;
+        }
+        if let Some(id) = &message_id {
+            headers.append(KnownHeader::MessageId, id)?;
+        }
+        if is_send && !has(KnownHeader::ByteRange) {
+            let len = self.body.as_ref().map_or(0, |(_, b)| b.len() as u64);
+            headers.append(KnownHeader::ByteRange, &ByteRange::new(1, len, Some(len)).to_string())?;
+        }
+        for (k, v) in &self.headers {
+            match k {
+                KnownHeaderOrName::Known(KnownHeader::ToPath | KnownHeader::FromPath) => {}
+                KnownHeaderOrName::Known(h) => headers.append(*h, v)?,
+                KnownHeaderOrName::Name(n) => headers.push(n.clone(), HeaderValue::new(v)?),
+            }
+        }
+        let body = match self.body {
+            Some((ct, data)) => {
+                headers.remove(KnownHeader::ContentType);
+                headers.append(KnownHeader::ContentType, &ct)?;
+                Some(data)
+            }
+            None => None,
+        };
+        Ok(Chunk {
+            transaction_id: self.transaction_id.unwrap_or_else(TransactionId::random),
+            start: self.start,
+            headers,
+            body,
+            flag: self.flag.unwrap_or(Flag::End),
+            segment: None,
+        })
+    }
+}

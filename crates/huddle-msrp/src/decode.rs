@@ -1,0 +1,579 @@
+//! The streaming, sans-IO chunk decoder.
+//!
+//! Contract (tokio-util's `Decoder`): [`Decoder::decode`] takes bytes from the front of
+//! the caller's buffer. `Ok(None)`: more bytes are needed (nothing is rescanned when
+//! they arrive: the decoder keeps a resume offset, so feeding a body one byte at a time
+//! stays linear). `Ok(Some(chunk))`: one frame, or one segment of a large frame.
+//! `Err(e)`: when [`DecodeError::is_fatal`] is false the bad frame has been consumed
+//! whole and decoding can continue with the next; when it is true the stream is out of
+//! sync and must be closed (the decoder refuses further input).
+//!
+//! Memory: the decoder holds at most [`Limits::max_head_bytes`] of a start line and
+//! headers and at most [`Limits::max_body_in_memory`] of a body; a larger body is
+//! delivered as numbered segments ("virtual chunks", msrplib's `read_chunk(size)`).
+
+use bytes::{Buf, Bytes, BytesMut};
+use memchr::memmem;
+
+use crate::chunk::{Chunk, Flag, Method, StartLine, TransactionId, is_transaction_id};
+use crate::generated::headers::KnownHeader;
+use crate::header::{ByteRange, HeaderError, HeaderName, HeaderValue, Headers, is_token};
+use crate::status::StatusCode;
+
+/// Configurable bounds on what one frame may make the decoder hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Start line plus headers, in bytes (default 32 KiB).
+    pub max_head_bytes: usize,
+    /// Number of header lines (default 64).
+    pub max_headers: usize,
+    /// Body bytes held before a segment is delivered (default 256 KiB, at least 1).
+    pub max_body_in_memory: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_head_bytes: 32 * 1024, max_headers: 64, max_body_in_memory: 256 * 1024 }
+    }
+}
+
+/// What was wrong with the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeErrorKind {
+    /// RFC 4975 §9 `req-start` / `resp-start` did not match.
+    #[error("malformed start line")]
+    BadStartLine,
+    /// RFC 4975 §9: lines end with CRLF.
+    #[error("line not terminated by CRLF")]
+    BadLineEnding,
+    /// A line starting with `-------` did not carry this frame's transaction id
+    /// (RFC 4975 §7.1: the end-line repeats the start line's transaction id).
+    #[error("end-line does not match the transaction id")]
+    EndLineMismatch,
+    /// The start line and headers exceed [`Limits::max_head_bytes`].
+    #[error("start line and headers exceed {limit} bytes")]
+    HeadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// More header lines than [`Limits::max_headers`].
+    #[error("more than {limit} headers")]
+    TooManyHeaders {
+        /// The limit.
+        limit: usize,
+    },
+    /// A header line that is not `name: value` with a token name and UTF-8 text value.
+    #[error("malformed header line")]
+    MalformedHeader,
+    /// A header value that does not parse (Byte-Range, Status, paths...).
+    #[error("bad header: {0}")]
+    BadHeader(HeaderError),
+    /// A header the frame must carry is absent (RFC 4975 §7.1: To-Path and From-Path).
+    #[error("missing {0} header")]
+    MissingHeader(KnownHeader),
+    /// The body is longer than its Byte-Range, or a complete (`$`) chunk is shorter
+    /// (RFC 4975 §7.1.1).
+    #[error("body length {actual} does not match Byte-Range {range}")]
+    ByteRangeMismatch {
+        /// The Byte-Range header.
+        range: ByteRange,
+        /// The body length received.
+        actual: u64,
+    },
+    /// RFC 4975 §9: `msrp-response = resp-start headers end-line` (no body).
+    #[error("response with a body")]
+    ResponseWithBody,
+    /// The request method is not one this receiver understands (RFC 4975 §12 → 501).
+    #[error("unknown method {0}")]
+    UnknownMethod(String),
+    /// The stream ended inside a frame.
+    #[error("stream ended inside a frame")]
+    UnexpectedEof,
+}
+
+/// A decode failure: its kind, whether the stream is still usable, and what is known of
+/// the frame (so a receiver can answer it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind}")]
+pub struct DecodeError {
+    kind: DecodeErrorKind,
+    transaction_id: Option<TransactionId>,
+    fatal: bool,
+    frame: Option<Box<Chunk>>,
+}
+
+impl DecodeError {
+    pub(crate) fn new(kind: DecodeErrorKind, transaction_id: Option<TransactionId>, fatal: bool) -> Self {
+        DecodeError { kind, transaction_id, fatal, frame: None }
+    }
+
+    /// What was wrong.
+    pub fn kind(&self) -> &DecodeErrorKind {
+        &self.kind
+    }
+
+    /// True when the stream is out of sync and must be closed.
+    pub fn is_fatal(&self) -> bool {
+        self.fatal
+    }
+
+    /// The transaction id of the bad frame, when its start line was readable.
+    pub fn transaction_id(&self) -> Option<&TransactionId> {
+        self.transaction_id.as_ref()
+    }
+
+    /// The bad frame's start line and headers (body dropped), for non-fatal errors.
+    pub fn frame(&self) -> Option<&Chunk> {
+        self.frame.as_deref()
+    }
+
+    /// The status a receiver answers with (RFC 4975 §7.2, §10): 400 for malformed
+    /// input, 413 for input over the limits, 501 for an unknown method.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            DecodeErrorKind::HeadTooLarge { .. } | DecodeErrorKind::TooManyHeaders { .. } => {
+                StatusCode::STOP_SENDING
+            }
+            DecodeErrorKind::UnknownMethod(_) => StatusCode::NOT_IMPLEMENTED,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The response to send for this error, when the bad frame is a request whose
+    /// paths are known (RFC 4975 §7.2; REPORTs and responses are never answered).
+    pub fn response(&self) -> Option<Chunk> {
+        let frame = self.frame.as_deref()?;
+        frame.response(self.status(), self.status().canonical_reason())
+    }
+}
+
+/// `\r\n-------`: what precedes the transaction id of every end-line after a body.
+const BODY_END: &[u8] = b"\r\n-------";
+const DASHES: &[u8] = b"-------";
+
+/// A parsed start line and header block.
+#[derive(Debug)]
+struct Head {
+    tid: TransactionId,
+    start: StartLine,
+    headers: Headers,
+    range: Option<ByteRange>,
+    error: Option<DecodeErrorKind>,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Scanning a start line and headers. `scan` is where the search for the next LF
+    /// resumes; `line` where the current line starts.
+    Head { scan: usize, line: usize, tid: Option<(usize, usize)>, lines: usize },
+    /// Scanning a body (which starts at the front of the buffer) for its end-line.
+    Body(Box<BodyScan>),
+    /// A fatal error happened.
+    Failed,
+}
+
+#[derive(Debug)]
+struct BodyScan {
+    head: Head,
+    /// Where the search for `\r\n-------` resumes.
+    search: usize,
+    /// Body bytes already delivered (segments) or dropped (discarding a bad frame).
+    delivered: u64,
+    /// Segments delivered so far.
+    segments: u32,
+}
+
+/// The chunk decoder. See the module documentation for its contract.
+#[derive(Debug)]
+pub struct Decoder {
+    limits: Limits,
+    state: State,
+    finder: memmem::Finder<'static>,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new(Limits::default())
+    }
+}
+
+impl Decoder {
+    /// A decoder with these limits.
+    pub fn new(limits: Limits) -> Self {
+        let limits = Limits { max_body_in_memory: limits.max_body_in_memory.max(1), ..limits };
+        Decoder { limits, state: Self::fresh(), finder: memmem::Finder::new(BODY_END) }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// True between frames (nothing of a frame has been consumed or parsed).
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Head { line: 0, scan: 0, .. })
+    }
+
+    fn fresh() -> State {
+        State::Head { scan: 0, line: 0, tid: None, lines: 0 }
+    }
+
+    /// Decodes the next frame or segment from the front of `buf`.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, DecodeError> {
+        loop {
+            match &mut self.state {
+                State::Failed => {
+                    return Err(DecodeError::new(DecodeErrorKind::BadStartLine, None, true));
+                }
+                State::Head { .. } => match self.decode_head(buf) {
+                    Ok(Some(HeadDone::Chunk(c))) => return Ok(Some(c)),
+                    Ok(Some(HeadDone::Error(e))) => return Err(e),
+                    Ok(Some(HeadDone::Body)) => continue,
+                    Ok(None) => return Ok(None),
+                    Err(e) => {
+                        self.state = State::Failed;
+                        return Err(e);
+                    }
+                },
+                State::Body(_) => return self.decode_body(buf),
+            }
+        }
+    }
+
+    /// Like [`Decoder::decode`] at the end of the stream: bytes left inside a frame
+    /// are an [`DecodeErrorKind::UnexpectedEof`] error.
+    pub fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, DecodeError> {
+        match self.decode(buf)? {
+            Some(c) => Ok(Some(c)),
+            None if buf.is_empty() && self.is_idle() => Ok(None),
+            None => {
+                self.state = State::Failed;
+                Err(DecodeError::new(DecodeErrorKind::UnexpectedEof, None, true))
+            }
+        }
+    }
+
+    fn decode_head(&mut self, buf: &mut BytesMut) -> Result<Option<HeadDone>, DecodeError> {
+        let State::Head { scan, line, tid, lines } = &mut self.state else { unreachable!() };
+        let fatal = |kind, tid: Option<TransactionId>| Err(DecodeError::new(kind, tid, true));
+        // RFC 4975 §9: every frame starts with `MSRP SP`; refuse garbage at once rather
+        // than waiting for a line end that may never come.
+        let n = buf.len().min(5);
+        if buf[..n] != b"MSRP "[..n] {
+            return fatal(DecodeErrorKind::BadStartLine, None);
+        }
+        loop {
+            let Some(lf) = memchr::memchr(b'\n', &buf[*scan..]) else {
+                *scan = buf.len();
+                if buf.len() > self.limits.max_head_bytes {
+                    return fatal(DecodeErrorKind::HeadTooLarge { limit: self.limits.max_head_bytes }, None);
+                }
+                return Ok(None);
+            };
+            let end = *scan + lf; // index of LF
+            *scan = end + 1;
+            if end + 1 > self.limits.max_head_bytes {
+                return fatal(DecodeErrorKind::HeadTooLarge { limit: self.limits.max_head_bytes }, None);
+            }
+            if end == *line || buf[end - 1] != b'\r' {
+                return fatal(DecodeErrorKind::BadLineEnding, None);
+            }
+            let text = &buf[*line..end - 1];
+            match *tid {
+                None => {
+                    // RFC 4975 §9 req-start / resp-start: `MSRP SP transact-id SP ...`.
+                    let rest = &text[5..];
+                    let Some(sp) = memchr::memchr(b' ', rest) else {
+                        return fatal(DecodeErrorKind::BadStartLine, None);
+                    };
+                    if !is_transaction_id(&rest[..sp]) {
+                        return fatal(DecodeErrorKind::BadStartLine, None);
+                    }
+                    *tid = Some((5, 5 + sp));
+                }
+                Some((ts, te)) => {
+                    let tid_bytes = &buf[ts..te];
+                    if text.starts_with(DASHES) {
+                        // RFC 4975 §9 end-line = "-------" transact-id continuation-flag CRLF
+                        let t = &text[DASHES.len()..];
+                        let ok = t.len() == tid_bytes.len() + 1
+                            && &t[..tid_bytes.len()] == tid_bytes
+                            && Flag::from_byte(t[tid_bytes.len()]).is_some();
+                        if !ok {
+                            let tid = TransactionId::from_checked(Bytes::copy_from_slice(tid_bytes));
+                            return fatal(DecodeErrorKind::EndLineMismatch, Some(tid));
+                        }
+                        let flag = Flag::from_byte(t[tid_bytes.len()]).expect("checked above");
+                        let head_len = *line;
+                        let frame = buf.split_to(end + 1).freeze();
+                        self.state = Self::fresh();
+                        let head = parse_head(&frame, (ts, te), head_len.saturating_sub(2));
+                        return Ok(Some(finish(head, None, flag, None)));
+                    }
+                    if text.is_empty() {
+                        // The blank line after the headers: content-stuff follows.
+                        let head_len = *line;
+                        let head_bytes = buf.split_to(end + 1).freeze();
+                        let head = parse_head(&head_bytes, (ts, te), head_len.saturating_sub(2));
+                        self.state = State::Body(Box::new(BodyScan { head, search: 0, delivered: 0, segments: 0 }));
+                        return Ok(Some(HeadDone::Body));
+                    }
+                    *lines += 1;
+                    if *lines > self.limits.max_headers {
+                        let tid = TransactionId::from_checked(Bytes::copy_from_slice(tid_bytes));
+                        return fatal(DecodeErrorKind::TooManyHeaders { limit: self.limits.max_headers }, Some(tid));
+                    }
+                }
+            }
+            *line = end + 1;
+        }
+    }
+
+    fn decode_body(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, DecodeError> {
+        let State::Body(scan) = &mut self.state else { unreachable!() };
+        let tid_len = scan.head.tid.as_bytes().len();
+        let discard = scan.head.error.is_some();
+        let max = self.limits.max_body_in_memory;
+        // Find the end-line: CRLF "-------" tid flag CRLF.
+        let mut found = None;
+        while let Some(off) = self.finder.find(&buf[scan.search..]) {
+            let p = scan.search + off;
+            let need = p + BODY_END.len() + tid_len + 3;
+            if buf.len() < need {
+                // Cannot tell yet: resume at this candidate.
+                scan.search = p;
+                break;
+            }
+            let t = &buf[p + BODY_END.len()..need];
+            if &t[..tid_len] == scan.head.tid.as_bytes() && &t[tid_len + 1..] == b"\r\n" {
+                if let Some(flag) = Flag::from_byte(t[tid_len]) {
+                    found = Some((p, need, flag));
+                    break;
+                }
+            }
+            scan.search = p + 1;
+        }
+        if found.is_none() && scan.search < buf.len() {
+            // No candidate at all in the unsearched part: a candidate can only start in
+            // the last BODY_END.len() - 1 bytes.
+            let tail = buf.len().saturating_sub(BODY_END.len() - 1);
+            if self.finder.find(&buf[scan.search..]).is_none() {
+                scan.search = scan.search.max(tail);
+            }
+        }
+        match found {
+            Some((p, end, flag)) if discard || p <= max => {
+                let frame = buf.split_to(end).freeze();
+                let body = frame.slice(..p);
+                let State::Body(scan) = std::mem::replace(&mut self.state, Self::fresh()) else { unreachable!() };
+                let BodyScan { head, delivered, segments, .. } = *scan;
+                let total = delivered + body.len() as u64;
+                if discard {
+                    return Err(head_error(head));
+                }
+                Ok(Some(match finish_body(head, body, flag, segments, total) {
+                    HeadDone::Chunk(c) => c,
+                    HeadDone::Error(e) => return Err(e),
+                    HeadDone::Body => unreachable!(),
+                }))
+            }
+            Some(_) => Ok(Some(self.segment(buf, max))),
+            None => {
+                let safe = scan.search;
+                if discard && safe > 0 {
+                    buf.advance(safe);
+                    scan.delivered += safe as u64;
+                    scan.search = 0;
+                    return Ok(None);
+                }
+                if safe >= max { Ok(Some(self.segment(buf, max))) } else { Ok(None) }
+            }
+        }
+    }
+
+    /// Delivers the first `len` body bytes as a virtual chunk (flag `+`, Byte-Range
+    /// adjusted, numbered).
+    fn segment(&mut self, buf: &mut BytesMut, len: usize) -> Chunk {
+        let State::Body(scan) = &mut self.state else { unreachable!() };
+        let body = buf.split_to(len).freeze();
+        scan.search -= len.min(scan.search);
+        scan.segments += 1;
+        let start = scan.head.range.map_or(1, |r| r.start).saturating_add(scan.delivered);
+        scan.delivered += len as u64;
+        let mut headers = scan.head.headers.clone();
+        let range = ByteRange { start, end: Some(start.saturating_add(len as u64 - 1)), total: scan.head.range.and_then(|r| r.total) };
+        headers.set(KnownHeader::ByteRange, &range.to_string()).expect("a Byte-Range is a valid value");
+        Chunk {
+            transaction_id: scan.head.tid.clone(),
+            start: scan.head.start.clone(),
+            headers,
+            body: Some(body),
+            flag: Flag::More,
+            segment: Some(scan.segments),
+        }
+    }
+}
+
+enum HeadDone {
+    Chunk(Chunk),
+    Error(DecodeError),
+    Body,
+}
+
+fn head_error(head: Head) -> DecodeError {
+    let kind = head.error.clone().expect("called for errored heads");
+    let tid = head.tid.clone();
+    let frame = Chunk {
+        transaction_id: head.tid,
+        start: head.start,
+        headers: head.headers,
+        body: None,
+        flag: Flag::End,
+        segment: None,
+    };
+    DecodeError { kind, transaction_id: Some(tid), fatal: false, frame: Some(Box::new(frame)) }
+}
+
+/// A frame without body is complete.
+fn finish(head: Head, _body: Option<Bytes>, flag: Flag, _seg: Option<u32>) -> HeadDone {
+    if head.error.is_some() {
+        return HeadDone::Error(head_error(head));
+    }
+    HeadDone::Chunk(Chunk {
+        transaction_id: head.tid,
+        start: head.start,
+        headers: head.headers,
+        body: None,
+        flag,
+        segment: None,
+    })
+}
+
+fn finish_body(mut head: Head, body: Bytes, flag: Flag, segments: u32, total: u64) -> HeadDone {
+    if head.error.is_none() && matches!(head.start, StartLine::Response { .. }) {
+        head.error = Some(DecodeErrorKind::ResponseWithBody);
+    }
+    if let (None, Some(range)) = (&head.error, head.range) {
+        if let Some(declared) = range.len() {
+            // RFC 4975 §7.1.1: a chunk never carries more than its range; a chunk that
+            // completes its message (`$`) carries all of it. An interrupted chunk
+            // (`+`, `#`) may be shorter.
+            if total > declared || (flag == Flag::End && total != declared) {
+                head.error = Some(DecodeErrorKind::ByteRangeMismatch { range, actual: total });
+            }
+        }
+    }
+    if head.error.is_some() {
+        return HeadDone::Error(head_error(head));
+    }
+    let mut chunk = Chunk {
+        transaction_id: head.tid,
+        start: head.start,
+        headers: head.headers,
+        body: Some(body),
+        flag,
+        segment: None,
+    };
+    if segments > 0 {
+        // The last segment of a large chunk: its own range, the real flag.
+        let len = chunk.body.as_ref().map_or(0, |b| b.len() as u64);
+        let start = head.range.map_or(1, |r| r.start).saturating_add(total - len);
+        let range = ByteRange { start, end: Some(start.saturating_add(len).saturating_sub(1)), total: head.range.and_then(|r| r.total) };
+        chunk.headers.set(KnownHeader::ByteRange, &range.to_string()).expect("a Byte-Range is a valid value");
+        chunk.segment = Some(segments + 1);
+    }
+    HeadDone::Chunk(chunk)
+}
+
+/// Parses a complete head (start line, header lines; `head_len` excludes the blank
+/// line or end-line). Framing errors were caught while scanning; what is found here
+/// is a non-fatal error of this frame.
+fn parse_head(frame: &Bytes, (ts, te): (usize, usize), head_len: usize) -> Head {
+    let tid = TransactionId::from_checked(frame.slice(ts..te));
+    let first_end = memchr::memchr(b'\r', &frame[..head_len]).unwrap_or(head_len);
+    let rest = &frame[te + 1..first_end];
+    let mut error = None;
+    let start = if rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit) && (rest.len() == 3 || rest[3] == b' ') {
+        // resp-start: status-code [SP comment]
+        let code = (rest[0] - b'0') as u16 * 100 + (rest[1] - b'0') as u16 * 10 + (rest[2] - b'0') as u16;
+        let comment = if rest.len() > 3 {
+            match std::str::from_utf8(&rest[4..]) {
+                Ok(s) if is_utf8text(s.as_bytes()) => Some(s.to_owned()),
+                _ => {
+                    error.get_or_insert(DecodeErrorKind::BadStartLine);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        StartLine::Response { status: StatusCode(code), comment }
+    } else {
+        match Method::parse(rest) {
+            Some(m) => StartLine::Request(m),
+            None => {
+                error.get_or_insert(DecodeErrorKind::BadStartLine);
+                StartLine::Request(Method::Extension(String::from_utf8_lossy(rest).into_owned()))
+            }
+        }
+    };
+    let mut headers = Headers::with_capacity(8);
+    let mut pos = first_end + 2;
+    while pos < head_len {
+        let eol = pos + memchr::memchr(b'\r', &frame[pos..head_len]).unwrap_or(head_len - pos);
+        let line = &frame[pos..eol];
+        match parse_header_line(line) {
+            Some((colon, vstart)) => {
+                let name = HeaderName::from_wire(frame.slice(pos..pos + colon));
+                let value = HeaderValue::from_checked(frame.slice(pos + vstart..eol));
+                headers.push_raw(name, value);
+            }
+            None => {
+                error.get_or_insert(DecodeErrorKind::MalformedHeader);
+            }
+        }
+        pos = eol + 2;
+    }
+    // RFC 4975 §7.1: "The To-Path and From-Path header fields MUST be present in all
+    // requests and responses" (they are the first two headers, but real peers reorder).
+    for h in [KnownHeader::ToPath, KnownHeader::FromPath] {
+        if headers.get(h).is_none() {
+            error.get_or_insert(DecodeErrorKind::MissingHeader(h));
+        }
+    }
+    let range = match headers.get(KnownHeader::ByteRange).map(str::parse::<ByteRange>) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            error.get_or_insert(DecodeErrorKind::BadHeader(e));
+            None
+        }
+        None => None,
+    };
+    Head { tid, start, headers, range, error }
+}
+
+/// `hname ":" SP hval`: returns the colon index and the value start. Leading blanks of
+/// the value are tolerated (real peers write `Name:value`).
+fn parse_header_line(line: &[u8]) -> Option<(usize, usize)> {
+    let colon = memchr::memchr(b':', line)?;
+    let name = &line[..colon];
+    // RFC 4975 §9 `hname = ALPHA *token-char`.
+    if !is_token(name) || !name[0].is_ascii_alphabetic() {
+        return None;
+    }
+    let mut v = colon + 1;
+    while v < line.len() && (line[v] == b' ' || line[v] == b'\t') {
+        v += 1;
+    }
+    let value = &line[v..];
+    if !is_utf8text(value) || std::str::from_utf8(value).is_err() {
+        return None;
+    }
+    Some((colon, v))
+}
+
+/// RFC 4975 §9 `utf8text = *(HTAB / %x20-7E / UTF8-NONASCII)`: no control characters.
+fn is_utf8text(b: &[u8]) -> bool {
+    b.iter().all(|&c| c == b'\t' || (c >= 0x20 && c != 0x7f))
+}

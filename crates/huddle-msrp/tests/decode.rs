@@ -1,0 +1,190 @@
+//! Decoder behaviour: framing, splits, pipelining, end-line look-alikes, segments.
+
+use bytes::{Bytes, BytesMut};
+use huddle_msrp::{Chunk, DecodeErrorKind, Decoder, Flag, KnownHeader, Limits, Method, StartLine, StatusCode};
+
+const SEND: &[u8] = b"MSRP a786hjs2 SEND\r\n\
+To-Path: msrp://biloxi.example.com:12763/kjhd37s2s20w2a;tcp\r\n\
+From-Path: msrp://atlanta.example.com:7654/jshA7weztas;tcp\r\n\
+Message-ID: 87652491\r\n\
+Byte-Range: 1-25/25\r\n\
+Content-Type: text/plain\r\n\
+\r\n\
+Hey Bob, are you there?\r\n\
+-------a786hjs2$\r\n";
+
+const OK: &[u8] = b"MSRP a786hjs2 200 OK\r\n\
+To-Path: msrp://atlanta.example.com:7654/jshA7weztas;tcp\r\n\
+From-Path: msrp://biloxi.example.com:12763/kjhd37s2s20w2a;tcp\r\n\
+-------a786hjs2$\r\n";
+
+/// Decodes everything, feeding the input in the given pieces.
+fn decode_pieces(pieces: &[&[u8]], limits: Limits) -> Vec<Result<Chunk, DecodeErrorKind>> {
+    let mut d = Decoder::new(limits);
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    for p in pieces {
+        buf.extend_from_slice(p);
+        loop {
+            match d.decode(&mut buf) {
+                Ok(Some(c)) => out.push(Ok(c)),
+                Ok(None) => break,
+                Err(e) => {
+                    let fatal = e.is_fatal();
+                    out.push(Err(e.kind().clone()));
+                    if fatal {
+                        return out;
+                    }
+                }
+            }
+        }
+    }
+    if let Err(e) = d.decode_eof(&mut buf) {
+        out.push(Err(e.kind().clone()));
+    }
+    out
+}
+
+fn decode_all(input: &[u8]) -> Vec<Result<Chunk, DecodeErrorKind>> {
+    decode_pieces(&[input], Limits::default())
+}
+
+#[test]
+fn decodes_a_send_and_its_response() {
+    let mut input = SEND.to_vec();
+    input.extend_from_slice(OK);
+    let out = decode_all(&input);
+    assert_eq!(out.len(), 2);
+    let send = out[0].as_ref().unwrap();
+    assert_eq!(send.method(), Some(&Method::SEND));
+    assert_eq!(send.transaction_id.as_str(), "a786hjs2");
+    assert_eq!(send.body.as_deref(), Some(&b"Hey Bob, are you there?"[..]));
+    assert_eq!(send.message_id(), Some("87652491"));
+    assert_eq!(send.flag, Flag::End);
+    assert_eq!(send.to_bytes(), Bytes::from_static(SEND));
+    let ok = out[1].as_ref().unwrap();
+    assert_eq!(ok.status_code(), Some(StatusCode::OK));
+    assert_eq!(ok.comment(), Some("OK"));
+    assert_eq!(ok.to_bytes(), Bytes::from_static(OK));
+}
+
+#[test]
+fn any_split_gives_the_same_chunks() {
+    let mut input = SEND.to_vec();
+    input.extend_from_slice(OK);
+    input.extend_from_slice(SEND);
+    let whole = decode_all(&input);
+    let bytes: Vec<&[u8]> = input.chunks(1).collect();
+    assert_eq!(decode_pieces(&bytes, Limits::default()), whole);
+    for cut in 0..input.len() {
+        let (a, b) = input.split_at(cut);
+        assert_eq!(decode_pieces(&[a, b], Limits::default()), whole, "cut at {cut}");
+    }
+}
+
+#[test]
+fn body_with_end_line_look_alikes() {
+    // Other tids, the same tid without the preceding CRLF, the same tid followed by a
+    // non-flag, a longer tid sharing the prefix.
+    let body = b"x\r\n-------other$\r\n-------a786hjs2$\r\nzz\r\n-------a786hjs2X\r\n\r\n-------a786hjs22$\r\n\r\n-------a786hjs2$x";
+    let frame = format!(
+        "MSRP a786hjs2 SEND\r\nTo-Path: msrp://b.example.com/s;tcp\r\nFrom-Path: msrp://a.example.com/t;tcp\r\nMessage-ID: m\r\nByte-Range: 1-{n}/{n}\r\nContent-Type: application/octet-stream\r\n\r\n",
+        n = body.len()
+    );
+    let mut input = frame.into_bytes();
+    input.extend_from_slice(body);
+    input.extend_from_slice(b"\r\n-------a786hjs2$\r\n");
+    let out = decode_all(&input);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].as_ref().unwrap().body.as_deref(), Some(&body[..]));
+    let bytes: Vec<&[u8]> = input.chunks(1).collect();
+    assert_eq!(decode_pieces(&bytes, Limits::default()), out);
+}
+
+#[test]
+fn large_body_is_delivered_in_segments() {
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let frame = format!(
+        "MSRP tid1 SEND\r\nTo-Path: msrp://b.example.com/s;tcp\r\nFrom-Path: msrp://a.example.com/t;tcp\r\nMessage-ID: m\r\nByte-Range: 1-*/{n}\r\nContent-Type: application/octet-stream\r\n\r\n",
+        n = body.len()
+    );
+    let mut input = frame.into_bytes();
+    input.extend_from_slice(&body);
+    input.extend_from_slice(b"\r\n-------tid1$\r\n");
+    let limits = Limits { max_body_in_memory: 4096, ..Limits::default() };
+    for piece in [1usize, 1000, 5000, input.len()] {
+        let pieces: Vec<&[u8]> = input.chunks(piece).collect();
+        let out = decode_pieces(&pieces, limits);
+        let mut got = Vec::new();
+        let mut pos = 1u64;
+        for (i, c) in out.iter().enumerate() {
+            let c = c.as_ref().unwrap();
+            let b = c.body.as_ref().unwrap();
+            assert!(b.len() <= 4096);
+            assert_eq!(c.segment, Some(i as u32 + 1));
+            let r = c.byte_range().unwrap().unwrap();
+            assert_eq!((r.start, r.end, r.total), (pos, Some(pos + b.len() as u64 - 1), Some(100_000)));
+            pos += b.len() as u64;
+            let last = i == out.len() - 1;
+            assert_eq!(c.flag, if last { Flag::End } else { Flag::More });
+            got.extend_from_slice(b);
+        }
+        assert_eq!(got, body, "piece size {piece}");
+    }
+}
+
+#[test]
+fn one_byte_at_a_time_is_linear() {
+    // 1 MiB body fed one byte at a time: the decoder must not rescan (this finishes in
+    // well under a second in debug builds only if the work per byte is constant).
+    let body = vec![b'a'; 1 << 20];
+    let mut input = b"MSRP t123 SEND\r\nTo-Path: msrp://b/s;tcp\r\nFrom-Path: msrp://a/t;tcp\r\nMessage-ID: m\r\nContent-Type: text/plain\r\n\r\n".to_vec();
+    input.extend_from_slice(&body);
+    input.extend_from_slice(b"\r\n-------t123$\r\n");
+    let mut d = Decoder::new(Limits { max_body_in_memory: 2 << 20, ..Limits::default() });
+    let mut buf = BytesMut::with_capacity(input.len());
+    let mut out = None;
+    let mut calls = 0u64;
+    for b in &input {
+        buf.extend_from_slice(std::slice::from_ref(b));
+        calls += 1;
+        if let Some(c) = d.decode(&mut buf).unwrap() {
+            out = Some(c);
+        }
+    }
+    assert_eq!(calls as usize, input.len());
+    assert_eq!(out.unwrap().body.unwrap().len(), 1 << 20);
+}
+
+#[test]
+fn request_without_body_and_extension_method_and_unknown_status() {
+    let input = b"MSRP abcd FOO\r\nTo-Path: msrp://b/s;tcp\r\nFrom-Path: msrp://a/t;tcp\r\nX-Thing: yes\r\n-------abcd+\r\n\
+MSRP abcd 299\r\nTo-Path: msrp://a/t;tcp\r\nFrom-Path: msrp://b/s;tcp\r\n-------abcd$\r\n";
+    let out = decode_all(input);
+    let foo = out[0].as_ref().unwrap();
+    assert_eq!(foo.method(), Some(&Method::Extension("FOO".into())));
+    assert_eq!(foo.validate().unwrap_err().status(), StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(foo.headers.get_by_name("x-thing"), Some("yes"));
+    assert_eq!(foo.flag, Flag::More);
+    assert_eq!(foo.body, None);
+    let r = out[1].as_ref().unwrap();
+    assert_eq!(r.start, StartLine::Response { status: StatusCode(299), comment: None });
+    let mut again = foo.to_bytes().to_vec();
+    again.extend_from_slice(&r.to_bytes());
+    assert_eq!(&again[..], &input[..]);
+}
+
+#[test]
+fn response_builder_follows_rfc_paths() {
+    let out = decode_all(SEND);
+    let send = out[0].as_ref().unwrap();
+    let resp = send.response(StatusCode::OK, Some("OK")).unwrap();
+    assert_eq!(resp.to_bytes(), Bytes::from_static(OK));
+    let report = send
+        .report(StatusCode::OK, None, send.byte_range().unwrap().unwrap())
+        .unwrap();
+    assert_eq!(report.headers.get(KnownHeader::Status), Some("000 200 OK"));
+    assert_eq!(report.headers.get(KnownHeader::ToPath), send.headers.get(KnownHeader::FromPath));
+    assert!(report.validate().is_ok());
+    assert!(report.response(StatusCode::OK, None).is_none(), "REPORTs are never answered");
+}
