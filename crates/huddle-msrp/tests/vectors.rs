@@ -81,7 +81,11 @@ impl Plan {
                 let mut left = len;
                 while left > 0 {
                     // Mostly small pieces (they straddle every boundary), sometimes large ones.
-                    let cap = if rng.next() % 4 == 0 { 512 } else { 16 };
+                    let cap = if rng.next().is_multiple_of(4) {
+                        512
+                    } else {
+                        16
+                    };
                     let n = usize::try_from(rng.next() % cap).expect("small") + 1;
                     let n = n.min(left);
                     sizes.push(n);
