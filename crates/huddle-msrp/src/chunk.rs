@@ -24,7 +24,9 @@ impl TransactionId {
         if is_transaction_id(id.as_bytes()) {
             Ok(TransactionId(Bytes::copy_from_slice(id.as_bytes())))
         } else {
-            Err(HeaderError::InvalidTransactionId(id.chars().take(64).collect()))
+            Err(HeaderError::InvalidTransactionId(
+                id.chars().take(64).collect(),
+            ))
         }
     }
 
@@ -53,7 +55,9 @@ impl TransactionId {
 pub(crate) fn is_transaction_id(b: &[u8]) -> bool {
     (4..=32).contains(&b.len())
         && b[0].is_ascii_alphanumeric()
-        && b[1..].iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+' | b'%' | b'='))
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+' | b'%' | b'='))
 }
 
 impl fmt::Debug for TransactionId {
@@ -125,7 +129,9 @@ impl Method {
         }
         if !token.is_empty() && token.iter().all(u8::is_ascii_uppercase) {
             // Checked ASCII above.
-            return Some(Method::Extension(String::from_utf8_lossy(token).into_owned()));
+            return Some(Method::Extension(
+                String::from_utf8_lossy(token).into_owned(),
+            ));
         }
         None
     }
@@ -232,22 +238,32 @@ impl Chunk {
     /// Byte-Range; `None` when absent (RFC 4975 §7.1.1: then the chunk is the whole
     /// message, as if `1-*/*`... its length being the body's).
     pub fn byte_range(&self) -> Result<Option<ByteRange>, HeaderError> {
-        self.headers.get(KnownHeader::ByteRange).map(str::parse).transpose()
+        self.headers
+            .get(KnownHeader::ByteRange)
+            .map(str::parse)
+            .transpose()
     }
 
     /// Success-Report; RFC 4975 §7.1.1: absent means `no`.
     pub fn success_report(&self) -> Result<ReportRequest, HeaderError> {
-        self.headers.get(KnownHeader::SuccessReport).map_or(Ok(ReportRequest::No), str::parse)
+        self.headers
+            .get(KnownHeader::SuccessReport)
+            .map_or(Ok(ReportRequest::No), str::parse)
     }
 
     /// Failure-Report; RFC 4975 §7.1.1: absent means `yes`.
     pub fn failure_report(&self) -> Result<ReportRequest, HeaderError> {
-        self.headers.get(KnownHeader::FailureReport).map_or(Ok(ReportRequest::Yes), str::parse)
+        self.headers
+            .get(KnownHeader::FailureReport)
+            .map_or(Ok(ReportRequest::Yes), str::parse)
     }
 
     /// The Status header of a REPORT.
     pub fn status_header(&self) -> Result<Option<StatusHeader>, HeaderError> {
-        self.headers.get(KnownHeader::Status).map(str::parse).transpose()
+        self.headers
+            .get(KnownHeader::Status)
+            .map(str::parse)
+            .transpose()
     }
 
     /// Content-Type.
@@ -257,7 +273,10 @@ impl Chunk {
 
     /// Expires (RFC 4976).
     pub fn expires(&self) -> Result<Option<u32>, HeaderError> {
-        self.headers.get(KnownHeader::Expires).map(crate::header::parse_seconds).transpose()
+        self.headers
+            .get(KnownHeader::Expires)
+            .map(crate::header::parse_seconds)
+            .transpose()
     }
 
     /// Encodes the chunk into `dst` (RFC 4975 §9 ABNF, byte-exact).
@@ -282,7 +301,13 @@ impl Chunk {
     /// an unknown method → 501 (§12), a SEND or REPORT without Message-ID → 400 (§7.1.1,
     /// §7.1.2), a REPORT without Status → 400 (§7.1.2), unparsable paths → 400.
     pub fn validate(&self) -> Result<(), DecodeError> {
-        let err = |kind| Err(DecodeError::new(kind, Some(self.transaction_id.clone()), false));
+        let err = |kind| {
+            Err(DecodeError::new(
+                kind,
+                Some(self.transaction_id.clone()),
+                false,
+            ))
+        };
         if let Err(e) = self.to_path() {
             return err(DecodeErrorKind::BadHeader(e));
         }
@@ -290,7 +315,9 @@ impl Chunk {
             return err(DecodeErrorKind::BadHeader(e));
         }
         match &self.start {
-            StartLine::Request(Method::Extension(m)) => err(DecodeErrorKind::UnknownMethod(m.clone())),
+            StartLine::Request(Method::Extension(m)) => {
+                err(DecodeErrorKind::UnknownMethod(m.clone()))
+            }
             StartLine::Request(Method::Known(KnownMethod::Send)) => {
                 // RFC 4975 §7.1.1: "The SEND request MUST contain a Message-ID header field."
                 if self.message_id().is_none() {
@@ -327,7 +354,10 @@ impl Chunk {
             return None;
         }
         let first = |h: KnownHeader| -> Option<String> {
-            self.headers.get(h).and_then(|v| v.split(' ').find(|s| !s.is_empty())).map(str::to_owned)
+            self.headers
+                .get(h)
+                .and_then(|v| v.split(' ').find(|s| !s.is_empty()))
+                .map(str::to_owned)
         };
         let to = first(KnownHeader::FromPath)?;
         let from = first(KnownHeader::ToPath)?;
@@ -348,16 +378,28 @@ impl Chunk {
     /// A REPORT about this SEND chunk (RFC 4975 §7.1.2): To-Path is the SEND's From-Path,
     /// From-Path the reporter's `local` URI (the first To-Path URI when `None`), with the
     /// SEND's Message-ID, the Byte-Range being reported and a Status in namespace 000.
-    pub fn report(&self, status: StatusCode, reason: Option<&str>, range: ByteRange) -> Option<Chunk> {
+    pub fn report(
+        &self,
+        status: StatusCode,
+        reason: Option<&str>,
+        range: ByteRange,
+    ) -> Option<Chunk> {
         if self.method()? != &Method::SEND {
             return None;
         }
         let to = self.headers.get(KnownHeader::FromPath)?.to_owned();
-        let from = self.headers.get(KnownHeader::ToPath)?.split(' ').find(|s| !s.is_empty())?.to_owned();
+        let from = self
+            .headers
+            .get(KnownHeader::ToPath)?
+            .split(' ')
+            .find(|s| !s.is_empty())?
+            .to_owned();
         let status = StatusHeader {
             namespace: 0,
             code: status,
-            reason: reason.map(str::to_owned).or_else(|| status.canonical_reason().map(str::to_owned)),
+            reason: reason
+                .map(str::to_owned)
+                .or_else(|| status.canonical_reason().map(str::to_owned)),
         };
         ChunkBuilder::request(Method::REPORT)
             .raw_header(KnownHeader::ToPath, &to)
@@ -410,7 +452,10 @@ impl ChunkBuilder {
     /// A response (rarely needed directly: see [`Chunk::response`]).
     pub fn response(status: StatusCode, comment: Option<&str>) -> Self {
         let mut b = Self::request(Method::SEND);
-        b.start = StartLine::Response { status, comment: comment.map(str::to_owned) };
+        b.start = StartLine::Response {
+            status,
+            comment: comment.map(str::to_owned),
+        };
         b
     }
 
@@ -444,8 +489,10 @@ impl ChunkBuilder {
 
     /// Sets a known header (replacing an earlier value given to this builder).
     pub fn header(mut self, h: KnownHeader, value: &str) -> Self {
-        self.headers.retain(|(k, _)| !matches!(k, KnownHeaderOrName::Known(x) if *x == h));
-        self.headers.push((KnownHeaderOrName::Known(h), value.to_owned()));
+        self.headers
+            .retain(|(k, _)| !matches!(k, KnownHeaderOrName::Known(x) if *x == h));
+        self.headers
+            .push((KnownHeaderOrName::Known(h), value.to_owned()));
         self
     }
 
@@ -456,7 +503,9 @@ impl ChunkBuilder {
     /// Adds an extension header.
     pub fn extension_header(mut self, name: &str, value: &str) -> Self {
         match crate::header::HeaderName::new(name) {
-            Ok(n) => self.headers.push((KnownHeaderOrName::Name(n), value.to_owned())),
+            Ok(n) => self
+                .headers
+                .push((KnownHeaderOrName::Name(n), value.to_owned())),
             Err(e) => self.error = Some(e),
         }
         self
@@ -481,7 +530,11 @@ impl ChunkBuilder {
             return Err(e);
         }
         let is_send = self.start == StartLine::Request(Method::SEND);
-        let has = |h: KnownHeader| self.headers.iter().any(|(k, _)| matches!(k, KnownHeaderOrName::Known(x) if *x == h));
+        let has = |h: KnownHeader| {
+            self.headers
+                .iter()
+                .any(|(k, _)| matches!(k, KnownHeaderOrName::Known(x) if *x == h))
+        };
         let mut headers = Headers::with_capacity(self.headers.len() + 3);
         // RFC 4975 §7.1: To-Path first, then From-Path; the rest in the order given.
         for want in [KnownHeader::ToPath, KnownHeader::FromPath] {
@@ -491,14 +544,20 @@ impl ChunkBuilder {
         }
         let mut ordered: Vec<&(KnownHeaderOrName, String)> = Vec::with_capacity(self.headers.len());
         for want in [KnownHeader::ToPath, KnownHeader::FromPath] {
-            ordered.extend(self.headers.iter().filter(|(k, _)| matches!(k, KnownHeaderOrName::Known(x) if *x == want)));
+            ordered.extend(
+                self.headers
+                    .iter()
+                    .filter(|(k, _)| matches!(k, KnownHeaderOrName::Known(x) if *x == want)),
+            );
         }
         let mut message_id = None;
         if is_send && !has(KnownHeader::MessageId) {
             message_id = Some(ids::new_message_id());
         }
         for (k, v) in &ordered {
-            let KnownHeaderOrName::Known(h) = k else { unreachable!() };
+            let KnownHeaderOrName::Known(h) = k else {
+                unreachable!()
+            };
             headers.append(*h, v)?;
         }
         if let Some(id) = &message_id {
@@ -506,7 +565,10 @@ impl ChunkBuilder {
         }
         if is_send && !has(KnownHeader::ByteRange) {
             let len = self.body.as_ref().map_or(0, |(_, b)| b.len() as u64);
-            headers.append(KnownHeader::ByteRange, &ByteRange::new(1, len, Some(len)).to_string())?;
+            headers.append(
+                KnownHeader::ByteRange,
+                &ByteRange::new(1, len, Some(len)).to_string(),
+            )?;
         }
         for (k, v) in &self.headers {
             match k {
@@ -523,8 +585,32 @@ impl ChunkBuilder {
             }
             None => None,
         };
+        // RFC 4975 §7.1: "the sender MUST ensure that the end-line does not appear in
+        // the body": pick another random id on a collision; refuse a given one.
+        let transaction_id = match self.transaction_id {
+            Some(tid) => {
+                if body
+                    .as_deref()
+                    .is_some_and(|b| body_contains_end_line(tid.as_bytes(), b))
+                {
+                    return Err(HeaderError::InvalidTransactionId(format!(
+                        "{tid} appears as an end-line in the body"
+                    )));
+                }
+                tid
+            }
+            None => loop {
+                let tid = TransactionId::random();
+                if !body
+                    .as_deref()
+                    .is_some_and(|b| body_contains_end_line(tid.as_bytes(), b))
+                {
+                    break tid;
+                }
+            },
+        };
         Ok(Chunk {
-            transaction_id: self.transaction_id.unwrap_or_else(TransactionId::random),
+            transaction_id,
             start: self.start,
             headers,
             body,
@@ -532,4 +618,45 @@ impl ChunkBuilder {
             segment: None,
         })
     }
+}
+
+/// Whether `body`, followed by the CRLF that ends the data, contains an end-line of
+/// `tid` (`CRLF "-------" tid flag CRLF`, RFC 4975 §7.1) that would end the chunk early.
+pub fn body_contains_end_line(tid: &[u8], body: &[u8]) -> bool {
+    let mut needle = Vec::with_capacity(9 + tid.len());
+    needle.extend_from_slice(b"\r\n-------");
+    needle.extend_from_slice(tid);
+    let finder = memchr::memmem::Finder::new(&needle);
+    // Look at the body plus the CRLF the encoder writes after it.
+    let mut pos = 0;
+    while let Some(off) = finder.find(&body[pos..]) {
+        let after = pos + off + needle.len();
+        let next = |i: usize| -> Option<u8> {
+            match (after + i).cmp(&body.len()) {
+                core::cmp::Ordering::Less => Some(body[after + i]),
+                core::cmp::Ordering::Equal => Some(b'\r'),
+                core::cmp::Ordering::Greater => (after + i == body.len() + 1).then_some(b'\n'),
+            }
+        };
+        if next(0).and_then(Flag::from_byte).is_some()
+            && next(1) == Some(b'\r')
+            && next(2) == Some(b'\n')
+        {
+            return true;
+        }
+        pos += off + 1;
+    }
+    // Conservative: a receiver that counts the blank line's CRLF as the end-line's would
+    // see an end-line right at the start of the body too.
+    body.starts_with(b"-------")
+        && body[7..].starts_with(tid)
+        && body
+            .get(7 + tid.len())
+            .copied()
+            .and_then(Flag::from_byte)
+            .is_some()
+        && {
+            let rest = &body[8 + tid.len()..];
+            rest.starts_with(b"\r\n") || rest.is_empty() || rest == b"\r"
+        }
 }

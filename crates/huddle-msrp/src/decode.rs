@@ -33,7 +33,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_head_bytes: 32 * 1024, max_headers: 64, max_body_in_memory: 256 * 1024 }
+        Limits {
+            max_head_bytes: 32 * 1024,
+            max_headers: 64,
+            max_body_in_memory: 256 * 1024,
+        }
     }
 }
 
@@ -72,15 +76,6 @@ pub enum DecodeErrorKind {
     /// A header the frame must carry is absent (RFC 4975 §7.1: To-Path and From-Path).
     #[error("missing {0} header")]
     MissingHeader(KnownHeader),
-    /// The body is longer than its Byte-Range, or a complete (`$`) chunk is shorter
-    /// (RFC 4975 §7.1.1).
-    #[error("body length {actual} does not match Byte-Range {range}")]
-    ByteRangeMismatch {
-        /// The Byte-Range header.
-        range: ByteRange,
-        /// The body length received.
-        actual: u64,
-    },
     /// RFC 4975 §9: `msrp-response = resp-start headers end-line` (no body).
     #[error("response with a body")]
     ResponseWithBody,
@@ -104,8 +99,17 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    pub(crate) fn new(kind: DecodeErrorKind, transaction_id: Option<TransactionId>, fatal: bool) -> Self {
-        DecodeError { kind, transaction_id, fatal, frame: None }
+    pub(crate) fn new(
+        kind: DecodeErrorKind,
+        transaction_id: Option<TransactionId>,
+        fatal: bool,
+    ) -> Self {
+        DecodeError {
+            kind,
+            transaction_id,
+            fatal,
+            frame: None,
+        }
     }
 
     /// What was wrong.
@@ -166,7 +170,12 @@ struct Head {
 enum State {
     /// Scanning a start line and headers. `scan` is where the search for the next LF
     /// resumes; `line` where the current line starts.
-    Head { scan: usize, line: usize, tid: Option<(usize, usize)>, lines: usize },
+    Head {
+        scan: usize,
+        line: usize,
+        tid: Option<(usize, usize)>,
+        lines: usize,
+    },
     /// Scanning a body (which starts at the front of the buffer) for its end-line.
     Body(Box<BodyScan>),
     /// A fatal error happened.
@@ -201,8 +210,15 @@ impl Default for Decoder {
 impl Decoder {
     /// A decoder with these limits.
     pub fn new(limits: Limits) -> Self {
-        let limits = Limits { max_body_in_memory: limits.max_body_in_memory.max(1), ..limits };
-        Decoder { limits, state: Self::fresh(), finder: memmem::Finder::new(BODY_END) }
+        let limits = Limits {
+            max_body_in_memory: limits.max_body_in_memory.max(1),
+            ..limits
+        };
+        Decoder {
+            limits,
+            state: Self::fresh(),
+            finder: memmem::Finder::new(BODY_END),
+        }
     }
 
     /// The limits in force.
@@ -212,11 +228,23 @@ impl Decoder {
 
     /// True between frames (nothing of a frame has been consumed or parsed).
     pub fn is_idle(&self) -> bool {
-        matches!(self.state, State::Head { line: 0, scan: 0, .. })
+        matches!(
+            self.state,
+            State::Head {
+                line: 0,
+                scan: 0,
+                ..
+            }
+        )
     }
 
     fn fresh() -> State {
-        State::Head { scan: 0, line: 0, tid: None, lines: 0 }
+        State::Head {
+            scan: 0,
+            line: 0,
+            tid: None,
+            lines: 0,
+        }
     }
 
     /// Decodes the next frame or segment from the front of `buf`.
@@ -255,7 +283,15 @@ impl Decoder {
     }
 
     fn decode_head(&mut self, buf: &mut BytesMut) -> Result<Option<HeadDone>, DecodeError> {
-        let State::Head { scan, line, tid, lines } = &mut self.state else { unreachable!() };
+        let State::Head {
+            scan,
+            line,
+            tid,
+            lines,
+        } = &mut self.state
+        else {
+            unreachable!()
+        };
         let fatal = |kind, tid: Option<TransactionId>| Err(DecodeError::new(kind, tid, true));
         // RFC 4975 §9: every frame starts with `MSRP SP`; refuse garbage at once rather
         // than waiting for a line end that may never come.
@@ -267,14 +303,24 @@ impl Decoder {
             let Some(lf) = memchr::memchr(b'\n', &buf[*scan..]) else {
                 *scan = buf.len();
                 if buf.len() > self.limits.max_head_bytes {
-                    return fatal(DecodeErrorKind::HeadTooLarge { limit: self.limits.max_head_bytes }, None);
+                    return fatal(
+                        DecodeErrorKind::HeadTooLarge {
+                            limit: self.limits.max_head_bytes,
+                        },
+                        None,
+                    );
                 }
                 return Ok(None);
             };
             let end = *scan + lf; // index of LF
             *scan = end + 1;
             if end + 1 > self.limits.max_head_bytes {
-                return fatal(DecodeErrorKind::HeadTooLarge { limit: self.limits.max_head_bytes }, None);
+                return fatal(
+                    DecodeErrorKind::HeadTooLarge {
+                        limit: self.limits.max_head_bytes,
+                    },
+                    None,
+                );
             }
             if end == *line || buf[end - 1] != b'\r' {
                 return fatal(DecodeErrorKind::BadLineEnding, None);
@@ -301,7 +347,8 @@ impl Decoder {
                             && &t[..tid_bytes.len()] == tid_bytes
                             && Flag::from_byte(t[tid_bytes.len()]).is_some();
                         if !ok {
-                            let tid = TransactionId::from_checked(Bytes::copy_from_slice(tid_bytes));
+                            let tid =
+                                TransactionId::from_checked(Bytes::copy_from_slice(tid_bytes));
                             return fatal(DecodeErrorKind::EndLineMismatch, Some(tid));
                         }
                         let flag = Flag::from_byte(t[tid_bytes.len()]).expect("checked above");
@@ -316,13 +363,23 @@ impl Decoder {
                         let head_len = *line;
                         let head_bytes = buf.split_to(end + 1).freeze();
                         let head = parse_head(&head_bytes, (ts, te), head_len.saturating_sub(2));
-                        self.state = State::Body(Box::new(BodyScan { head, search: 0, delivered: 0, segments: 0 }));
+                        self.state = State::Body(Box::new(BodyScan {
+                            head,
+                            search: 0,
+                            delivered: 0,
+                            segments: 0,
+                        }));
                         return Ok(Some(HeadDone::Body));
                     }
                     *lines += 1;
                     if *lines > self.limits.max_headers {
                         let tid = TransactionId::from_checked(Bytes::copy_from_slice(tid_bytes));
-                        return fatal(DecodeErrorKind::TooManyHeaders { limit: self.limits.max_headers }, Some(tid));
+                        return fatal(
+                            DecodeErrorKind::TooManyHeaders {
+                                limit: self.limits.max_headers,
+                            },
+                            Some(tid),
+                        );
                     }
                 }
             }
@@ -331,7 +388,9 @@ impl Decoder {
     }
 
     fn decode_body(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, DecodeError> {
-        let State::Body(scan) = &mut self.state else { unreachable!() };
+        let State::Body(scan) = &mut self.state else {
+            unreachable!()
+        };
         let tid_len = scan.head.tid.as_bytes().len();
         let discard = scan.head.error.is_some();
         let max = self.limits.max_body_in_memory;
@@ -346,11 +405,12 @@ impl Decoder {
                 break;
             }
             let t = &buf[p + BODY_END.len()..need];
-            if &t[..tid_len] == scan.head.tid.as_bytes() && &t[tid_len + 1..] == b"\r\n" {
-                if let Some(flag) = Flag::from_byte(t[tid_len]) {
-                    found = Some((p, need, flag));
-                    break;
-                }
+            if let Some(flag) = Flag::from_byte(t[tid_len])
+                && &t[..tid_len] == scan.head.tid.as_bytes()
+                && &t[tid_len + 1..] == b"\r\n"
+            {
+                found = Some((p, need, flag));
+                break;
             }
             scan.search = p + 1;
         }
@@ -366,8 +426,15 @@ impl Decoder {
             Some((p, end, flag)) if discard || p <= max => {
                 let frame = buf.split_to(end).freeze();
                 let body = frame.slice(..p);
-                let State::Body(scan) = std::mem::replace(&mut self.state, Self::fresh()) else { unreachable!() };
-                let BodyScan { head, delivered, segments, .. } = *scan;
+                let State::Body(scan) = std::mem::replace(&mut self.state, Self::fresh()) else {
+                    unreachable!()
+                };
+                let BodyScan {
+                    head,
+                    delivered,
+                    segments,
+                    ..
+                } = *scan;
                 let total = delivered + body.len() as u64;
                 if discard {
                     return Err(head_error(head));
@@ -387,7 +454,11 @@ impl Decoder {
                     scan.search = 0;
                     return Ok(None);
                 }
-                if safe >= max { Ok(Some(self.segment(buf, max))) } else { Ok(None) }
+                if safe >= max {
+                    Ok(Some(self.segment(buf, max)))
+                } else {
+                    Ok(None)
+                }
             }
         }
     }
@@ -395,15 +466,27 @@ impl Decoder {
     /// Delivers the first `len` body bytes as a virtual chunk (flag `+`, Byte-Range
     /// adjusted, numbered).
     fn segment(&mut self, buf: &mut BytesMut, len: usize) -> Chunk {
-        let State::Body(scan) = &mut self.state else { unreachable!() };
+        let State::Body(scan) = &mut self.state else {
+            unreachable!()
+        };
         let body = buf.split_to(len).freeze();
         scan.search -= len.min(scan.search);
         scan.segments += 1;
-        let start = scan.head.range.map_or(1, |r| r.start).saturating_add(scan.delivered);
+        let start = scan
+            .head
+            .range
+            .map_or(1, |r| r.start)
+            .saturating_add(scan.delivered);
         scan.delivered += len as u64;
         let mut headers = scan.head.headers.clone();
-        let range = ByteRange { start, end: Some(start.saturating_add(len as u64 - 1)), total: scan.head.range.and_then(|r| r.total) };
-        headers.set(KnownHeader::ByteRange, &range.to_string()).expect("a Byte-Range is a valid value");
+        let range = ByteRange {
+            start,
+            end: Some(start.saturating_add(len as u64 - 1)),
+            total: scan.head.range.and_then(|r| r.total),
+        };
+        headers
+            .set(KnownHeader::ByteRange, &range.to_string())
+            .expect("a Byte-Range is a valid value");
         Chunk {
             transaction_id: scan.head.tid.clone(),
             start: scan.head.start.clone(),
@@ -432,7 +515,12 @@ fn head_error(head: Head) -> DecodeError {
         flag: Flag::End,
         segment: None,
     };
-    DecodeError { kind, transaction_id: Some(tid), fatal: false, frame: Some(Box::new(frame)) }
+    DecodeError {
+        kind,
+        transaction_id: Some(tid),
+        fatal: false,
+        frame: Some(Box::new(frame)),
+    }
 }
 
 /// A frame without body is complete.
@@ -454,16 +542,9 @@ fn finish_body(mut head: Head, body: Bytes, flag: Flag, segments: u32, total: u6
     if head.error.is_none() && matches!(head.start, StartLine::Response { .. }) {
         head.error = Some(DecodeErrorKind::ResponseWithBody);
     }
-    if let (None, Some(range)) = (&head.error, head.range) {
-        if let Some(declared) = range.len() {
-            // RFC 4975 §7.1.1: a chunk never carries more than its range; a chunk that
-            // completes its message (`$`) carries all of it. An interrupted chunk
-            // (`+`, `#`) may be shorter.
-            if total > declared || (flag == Flag::End && total != declared) {
-                head.error = Some(DecodeErrorKind::ByteRangeMismatch { range, actual: total });
-            }
-        }
-    }
+    // RFC 4975 §7.3.1: the receiver takes a chunk's length from its payload, not from
+    // Byte-Range (the RFC's own examples disagree with their ranges), so a length that
+    // differs from the range is not an error here; the reassembler places the bytes.
     if head.error.is_some() {
         return HeadDone::Error(head_error(head));
     }
@@ -478,9 +559,19 @@ fn finish_body(mut head: Head, body: Bytes, flag: Flag, segments: u32, total: u6
     if segments > 0 {
         // The last segment of a large chunk: its own range, the real flag.
         let len = chunk.body.as_ref().map_or(0, |b| b.len() as u64);
-        let start = head.range.map_or(1, |r| r.start).saturating_add(total - len);
-        let range = ByteRange { start, end: Some(start.saturating_add(len).saturating_sub(1)), total: head.range.and_then(|r| r.total) };
-        chunk.headers.set(KnownHeader::ByteRange, &range.to_string()).expect("a Byte-Range is a valid value");
+        let start = head
+            .range
+            .map_or(1, |r| r.start)
+            .saturating_add(total - len);
+        let range = ByteRange {
+            start,
+            end: Some(start.saturating_add(len).saturating_sub(1)),
+            total: head.range.and_then(|r| r.total),
+        };
+        chunk
+            .headers
+            .set(KnownHeader::ByteRange, &range.to_string())
+            .expect("a Byte-Range is a valid value");
         chunk.segment = Some(segments + 1);
     }
     HeadDone::Chunk(chunk)
@@ -494,9 +585,13 @@ fn parse_head(frame: &Bytes, (ts, te): (usize, usize), head_len: usize) -> Head 
     let first_end = memchr::memchr(b'\r', &frame[..head_len]).unwrap_or(head_len);
     let rest = &frame[te + 1..first_end];
     let mut error = None;
-    let start = if rest.len() >= 3 && rest[..3].iter().all(u8::is_ascii_digit) && (rest.len() == 3 || rest[3] == b' ') {
+    let start = if rest.len() >= 3
+        && rest[..3].iter().all(u8::is_ascii_digit)
+        && (rest.len() == 3 || rest[3] == b' ')
+    {
         // resp-start: status-code [SP comment]
-        let code = (rest[0] - b'0') as u16 * 100 + (rest[1] - b'0') as u16 * 10 + (rest[2] - b'0') as u16;
+        let code =
+            (rest[0] - b'0') as u16 * 100 + (rest[1] - b'0') as u16 * 10 + (rest[2] - b'0') as u16;
         let comment = if rest.len() > 3 {
             match std::str::from_utf8(&rest[4..]) {
                 Ok(s) if is_utf8text(s.as_bytes()) => Some(s.to_owned()),
@@ -508,13 +603,18 @@ fn parse_head(frame: &Bytes, (ts, te): (usize, usize), head_len: usize) -> Head 
         } else {
             None
         };
-        StartLine::Response { status: StatusCode(code), comment }
+        StartLine::Response {
+            status: StatusCode(code),
+            comment,
+        }
     } else {
         match Method::parse(rest) {
             Some(m) => StartLine::Request(m),
             None => {
                 error.get_or_insert(DecodeErrorKind::BadStartLine);
-                StartLine::Request(Method::Extension(String::from_utf8_lossy(rest).into_owned()))
+                StartLine::Request(Method::Extension(
+                    String::from_utf8_lossy(rest).into_owned(),
+                ))
             }
         }
     };
@@ -542,7 +642,10 @@ fn parse_head(frame: &Bytes, (ts, te): (usize, usize), head_len: usize) -> Head 
             error.get_or_insert(DecodeErrorKind::MissingHeader(h));
         }
     }
-    let range = match headers.get(KnownHeader::ByteRange).map(str::parse::<ByteRange>) {
+    let range = match headers
+        .get(KnownHeader::ByteRange)
+        .map(str::parse::<ByteRange>)
+    {
         Some(Ok(r)) => Some(r),
         Some(Err(e)) => {
             error.get_or_insert(DecodeErrorKind::BadHeader(e));
@@ -550,7 +653,13 @@ fn parse_head(frame: &Bytes, (ts, te): (usize, usize), head_len: usize) -> Head 
         }
         None => None,
     };
-    Head { tid, start, headers, range, error }
+    Head {
+        tid,
+        start,
+        headers,
+        range,
+        error,
+    }
 }
 
 /// `hname ":" SP hval`: returns the colon index and the value start. Leading blanks of

@@ -57,7 +57,10 @@ pub struct HeaderName {
 impl HeaderName {
     /// The canonical spelling of a known header.
     pub fn known(h: KnownHeader) -> Self {
-        HeaderName { raw: Bytes::from_static(h.as_str().as_bytes()), known: Some(h) }
+        HeaderName {
+            raw: Bytes::from_static(h.as_str().as_bytes()),
+            known: Some(h),
+        }
     }
 
     /// Any header name; it is matched against the known headers ignoring case.
@@ -115,7 +118,10 @@ pub(crate) fn is_token(name: &[u8]) -> bool {
     !name.is_empty()
         && name.iter().all(|&b| {
             b.is_ascii_alphanumeric()
-                || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+                || matches!(
+                    b,
+                    b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+                )
         })
 }
 
@@ -169,7 +175,9 @@ impl Headers {
 
     /// An empty list with room for `n` headers.
     pub fn with_capacity(n: usize) -> Self {
-        Headers { list: Vec::with_capacity(n) }
+        Headers {
+            list: Vec::with_capacity(n),
+        }
     }
 
     /// Number of headers.
@@ -189,17 +197,26 @@ impl Headers {
 
     /// The first value of a known header.
     pub fn get(&self, h: KnownHeader) -> Option<&str> {
-        self.list.iter().find(|(n, _)| n.known == Some(h)).map(|(_, v)| v.as_str())
+        self.list
+            .iter()
+            .find(|(n, _)| n.known == Some(h))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The first value of a header by name (case-insensitive), known or not.
     pub fn get_by_name(&self, name: &str) -> Option<&str> {
-        self.list.iter().find(|(n, _)| n.matches(name)).map(|(_, v)| v.as_str())
+        self.list
+            .iter()
+            .find(|(n, _)| n.matches(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of a header by name, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.list.iter().filter(move |(n, _)| n.matches(name)).map(|(_, v)| v.as_str())
+        self.list
+            .iter()
+            .filter(move |(n, _)| n.matches(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Appends a header.
@@ -260,7 +277,11 @@ impl ByteRange {
     /// A range covering `len` bytes at `start` in a message of `total` bytes.
     pub fn new(start: u64, len: u64, total: Option<u64>) -> Self {
         // `start >= 1`, so an empty chunk gets `end = start - 1` (RFC 4975 §7.1.1).
-        ByteRange { start, end: Some(start + len - 1), total }
+        ByteRange {
+            start,
+            end: Some(start + len - 1),
+            total,
+        }
     }
 
     /// The number of bytes the range announces, when `end` is known.
@@ -290,8 +311,16 @@ impl FromStr for ByteRange {
         let (start, rest) = s.split_once('-').ok_or_else(bad)?;
         let (end, total) = rest.split_once('/').ok_or_else(bad)?;
         let start = parse_digits(start).ok_or_else(bad)?;
-        let end = if end == "*" { None } else { Some(parse_digits(end).ok_or_else(bad)?) };
-        let total = if total == "*" { None } else { Some(parse_digits(total).ok_or_else(bad)?) };
+        let end = if end == "*" {
+            None
+        } else {
+            Some(parse_digits(end).ok_or_else(bad)?)
+        };
+        let total = if total == "*" {
+            None
+        } else {
+            Some(parse_digits(total).ok_or_else(bad)?)
+        };
         // RFC 4975 §7.1.1: "The first octet of the message has a position of one";
         // an empty chunk has range-end = range-start - 1.
         if start == 0 {
@@ -360,7 +389,9 @@ impl FromStr for ReportRequest {
         } else if s.eq_ignore_ascii_case("partial") {
             Ok(ReportRequest::Partial)
         } else {
-            Err(HeaderError::InvalidReportRequest(s.chars().take(80).collect()))
+            Err(HeaderError::InvalidReportRequest(
+                s.chars().take(80).collect(),
+            ))
         }
     }
 }
@@ -386,12 +417,18 @@ pub struct StatusHeader {
 impl StatusHeader {
     /// A Status in the MSRP namespace with the code's canonical reason.
     pub fn msrp(code: StatusCode) -> Self {
-        StatusHeader { namespace: 0, code, reason: code.canonical_reason().map(str::to_owned) }
+        StatusHeader {
+            namespace: 0,
+            code,
+            reason: code.canonical_reason().map(str::to_owned),
+        }
     }
 }
 
 fn three_digits(s: &str) -> Option<u16> {
-    (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+    (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 impl FromStr for StatusHeader {
@@ -402,7 +439,11 @@ impl FromStr for StatusHeader {
         let namespace = parts.next().and_then(three_digits).ok_or_else(bad)?;
         let code = parts.next().and_then(three_digits).ok_or_else(bad)?;
         let reason = parts.next().map(str::to_owned);
-        Ok(StatusHeader { namespace, code: StatusCode(code), reason })
+        Ok(StatusHeader {
+            namespace,
+            code: StatusCode(code),
+            reason,
+        })
     }
 }
 
@@ -437,7 +478,10 @@ pub struct AuthParams {
 impl AuthParams {
     /// The value of a parameter (name compared case-insensitively).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Parses a challenge or credentials value.
@@ -502,12 +546,19 @@ impl fmt::Display for AuthParams {
                 f.write_str(", ")?;
             }
             // RFC 2617: qop (in credentials), nc and algorithm are tokens; the rest quoted.
-            let token = matches!(n.to_ascii_lowercase().as_str(), "nc" | "algorithm" | "stale")
-                || (n.eq_ignore_ascii_case("qop") && self.scheme.is_some() && !v.contains(','));
+            let token =
+                matches!(
+                    n.to_ascii_lowercase().as_str(),
+                    "nc" | "algorithm" | "stale"
+                ) || (n.eq_ignore_ascii_case("qop") && self.scheme.is_some() && !v.contains(','));
             if token && is_token(v.as_bytes()) {
                 write!(f, "{n}={v}")?;
             } else {
-                write!(f, "{n}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))?;
+                write!(
+                    f,
+                    "{n}=\"{}\"",
+                    v.replace('\\', "\\\\").replace('"', "\\\"")
+                )?;
             }
         }
         Ok(())
@@ -521,14 +572,21 @@ mod tests {
     #[test]
     fn byte_range_parses_and_prints() {
         let r: ByteRange = "1-25/25".parse().unwrap();
-        assert_eq!(r, ByteRange { start: 1, end: Some(25), total: Some(25) });
+        assert_eq!(
+            r,
+            ByteRange {
+                start: 1,
+                end: Some(25),
+                total: Some(25)
+            }
+        );
         assert_eq!(r.len(), Some(25));
         let r: ByteRange = "1-*/*".parse().unwrap();
         assert_eq!(r.to_string(), "1-*/*");
         assert_eq!("1-0/0".parse::<ByteRange>().unwrap().len(), Some(0));
         for bad in [
             "0-1/1",
-            "2-1/5",
+            "3-1/5",
             "1-6/5",
             "18446744073709551616-*/*",
             "1-18446744073709551616/*",

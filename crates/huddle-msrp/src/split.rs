@@ -36,7 +36,12 @@ pub struct OutgoingMessage {
 
 impl OutgoingMessage {
     /// A message with a fresh random Message-ID.
-    pub fn new(to_path: &[MsrpUri], from_path: &[MsrpUri], content_type: &str, body: impl Into<Bytes>) -> Self {
+    pub fn new(
+        to_path: &[MsrpUri],
+        from_path: &[MsrpUri],
+        content_type: &str,
+        body: impl Into<Bytes>,
+    ) -> Self {
         OutgoingMessage {
             to_path: format_path(to_path),
             from_path: format_path(from_path),
@@ -118,28 +123,60 @@ impl OutgoingMessage {
         let len = (self.total() - start).min(max_body.max(1) as u64);
         let data = self.body.slice(start as usize..(start + len) as usize);
         self.sent = if self.total() == 0 { 1 } else { start + len };
-        let flag = if start + len >= self.total() { Flag::End } else { Flag::More };
+        let flag = if start + len >= self.total() {
+            Flag::End
+        } else {
+            Flag::More
+        };
         let range = ByteRange::new(start + 1, len, Some(self.total()));
-        self.builder(range).data(&self.content_type, data).flag(flag).build().map(Some)
+        self.builder(range)
+            .data(&self.content_type, data)
+            .flag(flag)
+            .build()
+            .map(Some)
     }
 
     /// Starts a streamed chunk of at most `max_body` bytes whose end is announced as
     /// `*` (RFC 4975 §7.1.1), so it can be cut short with [`ChunkStream::interrupt`].
-    pub fn stream_chunk(&mut self, max_body: usize) -> Result<Option<ChunkStream<'_>>, HeaderError> {
+    pub fn stream_chunk(
+        &mut self,
+        max_body: usize,
+    ) -> Result<Option<ChunkStream<'_>>, HeaderError> {
         if self.is_finished() {
             return Ok(None);
         }
         let start = self.sent;
         let limit = (self.total() - start).min(max_body.max(1) as u64);
-        let range = ByteRange { start: start + 1, end: None, total: Some(self.total()) };
-        let chunk = self.builder(range).data(&self.content_type, Bytes::new()).build()?;
-        Ok(Some(ChunkStream { msg: self, tid: chunk.transaction_id.clone(), head: Some(chunk), pos: start, limit: start + limit }))
+        let range = ByteRange {
+            start: start + 1,
+            end: None,
+            total: Some(self.total()),
+        };
+        let chunk = self
+            .builder(range)
+            .data(&self.content_type, Bytes::new())
+            .build()?;
+        Ok(Some(ChunkStream {
+            msg: self,
+            tid: chunk.transaction_id.clone(),
+            head: Some(chunk),
+            pos: start,
+            limit: start + limit,
+        }))
     }
 
     /// A `#` chunk that aborts the message (RFC 4975 §7.1: the sender "aborted").
     pub fn abort_chunk(&mut self) -> Result<Chunk, HeaderError> {
-        let range = ByteRange { start: self.sent + 1, end: Some(self.sent), total: Some(self.total()) };
-        let c = self.builder(range).data(&self.content_type, Bytes::new()).flag(Flag::Abort).build()?;
+        let range = ByteRange {
+            start: self.sent + 1,
+            end: Some(self.sent),
+            total: Some(self.total()),
+        };
+        let c = self
+            .builder(range)
+            .data(&self.content_type, Bytes::new())
+            .flag(Flag::Abort)
+            .build()?;
         self.sent = self.total().max(1);
         Ok(c)
     }
@@ -165,7 +202,9 @@ impl ChunkStream<'_> {
 
     /// The start line, headers and blank line (first call only; empty afterwards).
     pub fn head(&mut self) -> Bytes {
-        let Some(c) = self.head.take() else { return Bytes::new() };
+        let Some(c) = self.head.take() else {
+            return Bytes::new();
+        };
         let mut full = BytesMut::with_capacity(c.encoded_len());
         c.encode(&mut full);
         // Drop the empty body's CRLF and the end-line: keep up to the blank line.
@@ -177,7 +216,10 @@ impl ChunkStream<'_> {
     /// The next at most `n` body bytes (empty when this chunk has reached its limit).
     pub fn next_piece(&mut self, n: usize) -> Bytes {
         let len = (self.limit - self.pos).min(n as u64);
-        let piece = self.msg.body.slice(self.pos as usize..(self.pos + len) as usize);
+        let piece = self
+            .msg
+            .body
+            .slice(self.pos as usize..(self.pos + len) as usize);
         self.pos += len;
         self.msg.sent = self.pos;
         piece
@@ -200,7 +242,11 @@ impl ChunkStream<'_> {
     /// Ends the chunk after the bytes written so far: `$` when that completes the
     /// message, `+` otherwise (the rest goes in later chunks).
     pub fn finish(self) -> Bytes {
-        let flag = if self.pos >= self.msg.total() { Flag::End } else { Flag::More };
+        let flag = if self.pos >= self.msg.total() {
+            Flag::End
+        } else {
+            Flag::More
+        };
         if self.msg.total() == 0 {
             self.msg.sent = 1;
         }
@@ -233,7 +279,10 @@ pub struct MemorySink {
 impl MemorySink {
     /// A sink that refuses to grow past `max` bytes.
     pub fn new(max: u64) -> Self {
-        MemorySink { buf: Vec::new(), max }
+        MemorySink {
+            buf: Vec::new(),
+            max,
+        }
     }
 
     /// The bytes written (gaps are zero-filled).
@@ -244,9 +293,15 @@ impl MemorySink {
 
 impl Sink for MemorySink {
     fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
-        let end = offset.checked_add(data.len() as u64).filter(|e| *e <= self.max).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::OutOfMemory, "message larger than the in-memory limit")
-        })?;
+        let end = offset
+            .checked_add(data.len() as u64)
+            .filter(|e| *e <= self.max)
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::OutOfMemory,
+                    "message larger than the in-memory limit",
+                )
+            })?;
         if self.buf.len() < end as usize {
             self.buf.resize(end as usize, 0);
         }
@@ -330,7 +385,13 @@ pub struct Incoming<S> {
 
 impl<S: Sink> Incoming<S> {
     fn new(sink: S) -> Self {
-        Incoming { sink, ranges: BTreeMap::new(), total: None, last_end: None, content_type: None }
+        Incoming {
+            sink,
+            ranges: BTreeMap::new(),
+            total: None,
+            last_end: None,
+            content_type: None,
+        }
     }
 
     /// Distinct bytes received.
@@ -341,7 +402,10 @@ impl<S: Sink> Incoming<S> {
     /// Missing 0-based half-open ranges below the known end (total, or the furthest
     /// byte seen).
     pub fn gaps(&self) -> Vec<(u64, u64)> {
-        let end = self.total.or(self.last_end).unwrap_or_else(|| self.ranges.values().copied().max().unwrap_or(0));
+        let end = self
+            .total
+            .or(self.last_end)
+            .unwrap_or_else(|| self.ranges.values().copied().max().unwrap_or(0));
         let mut gaps = Vec::new();
         let mut pos = 0;
         for (&s, &e) in &self.ranges {
@@ -362,7 +426,12 @@ impl<S: Sink> Incoming<S> {
         }
         let (mut s, mut e) = (start, end);
         // Merge with every overlapping or adjacent range.
-        let overlapping: Vec<u64> = self.ranges.range(..=e).filter(|(_, re)| **re >= s).map(|(rs, _)| *rs).collect();
+        let overlapping: Vec<u64> = self
+            .ranges
+            .range(..=e)
+            .filter(|(_, re)| **re >= s)
+            .map(|(rs, _)| *rs)
+            .collect();
         for rs in overlapping {
             let re = self.ranges.remove(&rs).expect("key from the map");
             s = s.min(rs);
@@ -372,21 +441,32 @@ impl<S: Sink> Incoming<S> {
     }
 
     fn is_complete(&self) -> bool {
-        let Some(end) = self.total.or(self.last_end) else { return false };
-        self.last_end.is_some() && self.ranges.first_key_value().map_or(end == 0, |(s, e)| *s == 0 && *e >= end)
+        let Some(end) = self.total.or(self.last_end) else {
+            return false;
+        };
+        self.last_end.is_some()
+            && self
+                .ranges
+                .first_key_value()
+                .map_or(end == 0, |(s, e)| *s == 0 && *e >= end)
     }
 }
+
+/// Makes the sink for a new message from its Message-ID and first chunk.
+type SinkFactory<S> = Box<dyn FnMut(&str, &Chunk) -> S + Send>;
 
 /// Reassembles messages from their chunks, keyed by Message-ID.
 pub struct Reassembler<S = MemorySink> {
     messages: HashMap<String, Incoming<S>>,
-    new_sink: Box<dyn FnMut(&str, &Chunk) -> S + Send>,
+    new_sink: SinkFactory<S>,
     max_messages: usize,
 }
 
 impl<S> std::fmt::Debug for Reassembler<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reassembler").field("in_progress", &self.messages.len()).finish()
+        f.debug_struct("Reassembler")
+            .field("in_progress", &self.messages.len())
+            .finish()
     }
 }
 
@@ -400,7 +480,11 @@ impl Reassembler<MemorySink> {
 impl<S: Sink> Reassembler<S> {
     /// Reassembles into sinks made by `new_sink(message_id, first_chunk)`.
     pub fn with_sink(new_sink: impl FnMut(&str, &Chunk) -> S + Send + 'static) -> Self {
-        Reassembler { messages: HashMap::new(), new_sink: Box::new(new_sink), max_messages: 1024 }
+        Reassembler {
+            messages: HashMap::new(),
+            new_sink: Box::new(new_sink),
+            max_messages: 1024,
+        }
     }
 
     /// Bounds the number of messages in progress at once (default 1024).
@@ -447,7 +531,9 @@ impl<S: Sink> Reassembler<S> {
             msg.content_type = chunk.content_type().map(str::to_owned);
         }
         let start = range.start - 1;
-        let end = start.checked_add(body.len() as u64).ok_or(ReassemblyError::InconsistentTotal)?;
+        let end = start
+            .checked_add(body.len() as u64)
+            .ok_or(ReassemblyError::InconsistentTotal)?;
         if let Some(t) = range.total {
             if msg.total.is_some_and(|old| old != t) || end > t {
                 return Err(ReassemblyError::InconsistentTotal);
@@ -461,7 +547,12 @@ impl<S: Sink> Reassembler<S> {
         match chunk.flag {
             Flag::Abort => {
                 let msg = self.messages.remove(id).expect("present");
-                return Ok((Progress::Aborted { received: msg.received() }, Some(msg.sink)));
+                return Ok((
+                    Progress::Aborted {
+                        received: msg.received(),
+                    },
+                    Some(msg.sink),
+                ));
             }
             Flag::End => msg.last_end = Some(end),
             Flag::More => {}
@@ -471,7 +562,13 @@ impl<S: Sink> Reassembler<S> {
             let total = msg.total.or(msg.last_end).unwrap_or(0);
             return Ok((Progress::Complete { total }, Some(msg.sink)));
         }
-        Ok((Progress::Partial { received: msg.received(), total: msg.total }, None))
+        Ok((
+            Progress::Partial {
+                received: msg.received(),
+                total: msg.total,
+            },
+            None,
+        ))
     }
 
     /// Forgets a message (e.g. after answering 413 to it), returning its sink.

@@ -1,7 +1,9 @@
 //! Decoder behaviour: framing, splits, pipelining, end-line look-alikes, segments.
 
 use bytes::{Bytes, BytesMut};
-use huddle_msrp::{Chunk, DecodeErrorKind, Decoder, Flag, KnownHeader, Limits, Method, StartLine, StatusCode};
+use huddle_msrp::{
+    Chunk, DecodeErrorKind, Decoder, Flag, KnownHeader, Limits, Method, StartLine, StatusCode,
+};
 
 const SEND: &[u8] = b"MSRP a786hjs2 SEND\r\n\
 To-Path: msrp://biloxi.example.com:12763/kjhd37s2s20w2a;tcp\r\n\
@@ -78,7 +80,11 @@ fn any_split_gives_the_same_chunks() {
     assert_eq!(decode_pieces(&bytes, Limits::default()), whole);
     for cut in 0..input.len() {
         let (a, b) = input.split_at(cut);
-        assert_eq!(decode_pieces(&[a, b], Limits::default()), whole, "cut at {cut}");
+        assert_eq!(
+            decode_pieces(&[a, b], Limits::default()),
+            whole,
+            "cut at {cut}"
+        );
     }
 }
 
@@ -86,7 +92,7 @@ fn any_split_gives_the_same_chunks() {
 fn body_with_end_line_look_alikes() {
     // Other tids, the same tid without the preceding CRLF, the same tid followed by a
     // non-flag, a longer tid sharing the prefix.
-    let body = b"x\r\n-------other$\r\n-------a786hjs2$\r\nzz\r\n-------a786hjs2X\r\n\r\n-------a786hjs22$\r\n\r\n-------a786hjs2$x";
+    let body = b"x\r\n-------other$\r\nab-------a786hjs2$\r\nzz\r\n-------a786hjs2X\r\n\r\n-------a786hjs22$\r\n\r\n-------a786hjs2$x";
     let frame = format!(
         "MSRP a786hjs2 SEND\r\nTo-Path: msrp://b.example.com/s;tcp\r\nFrom-Path: msrp://a.example.com/t;tcp\r\nMessage-ID: m\r\nByte-Range: 1-{n}/{n}\r\nContent-Type: application/octet-stream\r\n\r\n",
         n = body.len()
@@ -97,6 +103,18 @@ fn body_with_end_line_look_alikes() {
     let out = decode_all(&input);
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!(out[0].as_ref().unwrap().body.as_deref(), Some(&body[..]));
+    // A real end-line early in the body ends the chunk there (its length comes from the
+    // payload, RFC 4975 §7.3.1), and what follows is garbage (fatal).
+    let mut early = input.clone();
+    let at = early.len() - body.len() - 20;
+    early.splice(at..at, b"\r\n-------a786hjs2$\r\n".iter().copied());
+    let bad = decode_all(&early);
+    assert_eq!(
+        bad[0].as_ref().unwrap().body.as_deref(),
+        Some(&b""[..]),
+        "{bad:?}"
+    );
+    assert_eq!(bad[1], Err(DecodeErrorKind::BadStartLine));
     let bytes: Vec<&[u8]> = input.chunks(1).collect();
     assert_eq!(decode_pieces(&bytes, Limits::default()), out);
 }
@@ -111,7 +129,10 @@ fn large_body_is_delivered_in_segments() {
     let mut input = frame.into_bytes();
     input.extend_from_slice(&body);
     input.extend_from_slice(b"\r\n-------tid1$\r\n");
-    let limits = Limits { max_body_in_memory: 4096, ..Limits::default() };
+    let limits = Limits {
+        max_body_in_memory: 4096,
+        ..Limits::default()
+    };
     for piece in [1usize, 1000, 5000, input.len()] {
         let pieces: Vec<&[u8]> = input.chunks(piece).collect();
         let out = decode_pieces(&pieces, limits);
@@ -123,7 +144,10 @@ fn large_body_is_delivered_in_segments() {
             assert!(b.len() <= 4096);
             assert_eq!(c.segment, Some(i as u32 + 1));
             let r = c.byte_range().unwrap().unwrap();
-            assert_eq!((r.start, r.end, r.total), (pos, Some(pos + b.len() as u64 - 1), Some(100_000)));
+            assert_eq!(
+                (r.start, r.end, r.total),
+                (pos, Some(pos + b.len() as u64 - 1), Some(100_000))
+            );
             pos += b.len() as u64;
             let last = i == out.len() - 1;
             assert_eq!(c.flag, if last { Flag::End } else { Flag::More });
@@ -141,7 +165,10 @@ fn one_byte_at_a_time_is_linear() {
     let mut input = b"MSRP t123 SEND\r\nTo-Path: msrp://b/s;tcp\r\nFrom-Path: msrp://a/t;tcp\r\nMessage-ID: m\r\nContent-Type: text/plain\r\n\r\n".to_vec();
     input.extend_from_slice(&body);
     input.extend_from_slice(b"\r\n-------t123$\r\n");
-    let mut d = Decoder::new(Limits { max_body_in_memory: 2 << 20, ..Limits::default() });
+    let mut d = Decoder::new(Limits {
+        max_body_in_memory: 2 << 20,
+        ..Limits::default()
+    });
     let mut buf = BytesMut::with_capacity(input.len());
     let mut out = None;
     let mut calls = 0u64;
@@ -163,12 +190,21 @@ MSRP abcd 299\r\nTo-Path: msrp://a/t;tcp\r\nFrom-Path: msrp://b/s;tcp\r\n-------
     let out = decode_all(input);
     let foo = out[0].as_ref().unwrap();
     assert_eq!(foo.method(), Some(&Method::Extension("FOO".into())));
-    assert_eq!(foo.validate().unwrap_err().status(), StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(
+        foo.validate().unwrap_err().status(),
+        StatusCode::NOT_IMPLEMENTED
+    );
     assert_eq!(foo.headers.get_by_name("x-thing"), Some("yes"));
     assert_eq!(foo.flag, Flag::More);
     assert_eq!(foo.body, None);
     let r = out[1].as_ref().unwrap();
-    assert_eq!(r.start, StartLine::Response { status: StatusCode(299), comment: None });
+    assert_eq!(
+        r.start,
+        StartLine::Response {
+            status: StatusCode(299),
+            comment: None
+        }
+    );
     let mut again = foo.to_bytes().to_vec();
     again.extend_from_slice(&r.to_bytes());
     assert_eq!(&again[..], &input[..]);
@@ -184,7 +220,13 @@ fn response_builder_follows_rfc_paths() {
         .report(StatusCode::OK, None, send.byte_range().unwrap().unwrap())
         .unwrap();
     assert_eq!(report.headers.get(KnownHeader::Status), Some("000 200 OK"));
-    assert_eq!(report.headers.get(KnownHeader::ToPath), send.headers.get(KnownHeader::FromPath));
+    assert_eq!(
+        report.headers.get(KnownHeader::ToPath),
+        send.headers.get(KnownHeader::FromPath)
+    );
     assert!(report.validate().is_ok());
-    assert!(report.response(StatusCode::OK, None).is_none(), "REPORTs are never answered");
+    assert!(
+        report.response(StatusCode::OK, None).is_none(),
+        "REPORTs are never answered"
+    );
 }
