@@ -11,7 +11,17 @@ use clap::{Parser, Subcommand};
 // RULE for this file: every module or subcommand that uses a huddle crate is gated with
 // `#[cfg(feature = "crates")]`, so `cargo run -p xtask --no-default-features -- codegen`
 // works even when generated code is stale or missing (see xtask/Cargo.toml).
+mod bench;
+#[cfg(feature = "crates")]
+mod ci;
 mod codegen;
+#[cfg(feature = "crates")]
+mod conformance;
+mod fuzz;
+mod layering;
+#[cfg(feature = "crates")]
+mod msrp;
+mod util;
 
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", about = "huddle project automation")]
@@ -28,12 +38,59 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Everything `.ci/run` checks: fmt, clippy, tests, docs, codegen, layering,
+    /// conformance, fuzz smoke run. Stops at the first failure.
+    #[cfg(feature = "crates")]
+    Ci,
+    /// Run every conformance suite (or the named ones) and print one table.
+    #[cfg(feature = "crates")]
+    Conformance {
+        /// Suites to run (all when none).
+        suites: Vec<String>,
+    },
+    /// Check the layering rule (wire crates free of tokio and of higher layers).
+    Layering,
+    /// MSRP debugging aids.
+    #[cfg(feature = "crates")]
+    Msrp {
+        #[command(subcommand)]
+        cmd: MsrpCmd,
+    },
+    /// Run the fuzz targets with cargo-fuzz (installed when missing).
+    Fuzz {
+        /// Run every target for at least 30 s (the CI smoke run).
+        #[arg(long)]
+        smoke: bool,
+        /// One target (all when none).
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long)]
+        seconds: Option<u64>,
+    },
+    /// Run the side-by-side benchmarks of huddle-bench and print their ratio tables.
+    Bench {
+        /// One bench (all when none).
+        name: Option<String>,
+    },
+}
+
+#[cfg(feature = "crates")]
+#[derive(Debug, Subcommand)]
+enum MsrpCmd {
+    /// Decode an MSRP byte stream (a file, or `-` for stdin): one JSON line per frame,
+    /// a typed error line where the stream is bad. Exits 1 if there was an error.
+    Decode {
+        /// The file to read, `-` for stdin.
+        file: String,
+    },
 }
 
 /// The workspace root (the parent of `xtask/`).
 pub(crate) fn workspace_root() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    dir.parent().expect("xtask lives in the workspace").to_path_buf()
+    dir.parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn main() -> Result<()> {
@@ -46,6 +103,38 @@ fn main() -> Result<()> {
                 println!("generated code is up to date");
             }
         }
+        #[cfg(feature = "crates")]
+        Cmd::Ci => ci::run_ci(&root)?,
+        #[cfg(feature = "crates")]
+        Cmd::Conformance { suites } => conformance::run(root, &suites)?,
+        Cmd::Layering => layering::run(&root)?,
+        #[cfg(feature = "crates")]
+        Cmd::Msrp {
+            cmd: MsrpCmd::Decode { file },
+        } => {
+            if !msrp::decode_command(&file)? {
+                std::process::exit(1);
+            }
+        }
+        Cmd::Fuzz {
+            smoke,
+            target,
+            seconds,
+        } => {
+            let seconds = match (smoke, seconds) {
+                (_, Some(s)) if smoke && s < fuzz::SMOKE_SECONDS => {
+                    anyhow::bail!(
+                        "--smoke runs each target for at least {} s",
+                        fuzz::SMOKE_SECONDS
+                    )
+                }
+                (_, Some(s)) => s,
+                (true, None) => fuzz::SMOKE_SECONDS,
+                (false, None) => 300,
+            };
+            fuzz::run_fuzz(&root, target.as_deref(), seconds)?;
+        }
+        Cmd::Bench { name } => bench::run_bench(&root, name.as_deref())?,
     }
     Ok(())
 }
