@@ -394,9 +394,15 @@ impl Decoder {
         let tid_len = scan.head.tid.as_bytes().len();
         let discard = scan.head.error.is_some();
         let max = self.limits.max_body_in_memory;
-        // Find the end-line: CRLF "-------" tid flag CRLF.
+        // Find the end-line: CRLF "-------" tid flag CRLF. Every byte is searched once:
+        // `search` only moves forward, and parks on a candidate that needs more bytes.
         let mut found = None;
-        while let Some(off) = self.finder.find(&buf[scan.search..]) {
+        loop {
+            let Some(off) = self.finder.find(&buf[scan.search..]) else {
+                // A candidate can only start in the last BODY_END.len() - 1 bytes.
+                scan.search = scan.search.max(buf.len().saturating_sub(BODY_END.len() - 1));
+                break;
+            };
             let p = scan.search + off;
             let need = p + BODY_END.len() + tid_len + 3;
             if buf.len() < need {
@@ -409,18 +415,13 @@ impl Decoder {
                 && &t[..tid_len] == scan.head.tid.as_bytes()
                 && &t[tid_len + 1..] == b"\r\n"
             {
+                // Park on the end-line: if the body must first go out in segments, the
+                // next call finds it again without rescanning the body.
+                scan.search = p;
                 found = Some((p, need, flag));
                 break;
             }
             scan.search = p + 1;
-        }
-        if found.is_none() && scan.search < buf.len() {
-            // No candidate at all in the unsearched part: a candidate can only start in
-            // the last BODY_END.len() - 1 bytes.
-            let tail = buf.len().saturating_sub(BODY_END.len() - 1);
-            if self.finder.find(&buf[scan.search..]).is_none() {
-                scan.search = scan.search.max(tail);
-            }
         }
         match found {
             Some((p, end, flag)) if discard || p <= max => {
