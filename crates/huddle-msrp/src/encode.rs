@@ -20,9 +20,15 @@ pub(crate) fn encoded_len(c: &Chunk) -> usize {
     let tid = c.transaction_id.as_bytes().len();
     let start = match &c.start {
         StartLine::Request(m) => 5 + tid + 1 + m.as_str().len() + 2,
-        StartLine::Response { comment, .. } => 5 + tid + 4 + comment.as_ref().map_or(0, |s| s.len() + 1) + 2,
+        StartLine::Response { comment, .. } => {
+            5 + tid + 4 + comment.as_ref().map_or(0, |s| s.len() + 1) + 2
+        }
     };
-    let headers: usize = c.headers.raw_iter().map(|(n, v)| n.len() + 2 + v.len() + 2).sum();
+    let headers: usize = c
+        .headers
+        .raw_iter()
+        .map(|(n, v)| n.len() + 2 + v.len() + 2)
+        .sum();
     let body = c.body.as_ref().map_or(0, |b| 2 + b.len() + 2);
     start + headers + body + END_DASHES.len() + tid + 1 + 2
 }
@@ -37,7 +43,11 @@ pub(crate) fn encode(c: &Chunk, dst: &mut BytesMut) {
         StartLine::Request(m) => dst.put_slice(m.as_str().as_bytes()),
         StartLine::Response { status, comment } => {
             let code = status.as_u16().min(999);
-            dst.put_slice(&[b'0' + (code / 100) as u8, b'0' + (code / 10 % 10) as u8, b'0' + (code % 10) as u8]);
+            dst.put_slice(&[
+                b'0' + (code / 100) as u8,
+                b'0' + (code / 10 % 10) as u8,
+                b'0' + (code % 10) as u8,
+            ]);
             if let Some(comment) = comment {
                 dst.put_u8(b' ');
                 dst.put_slice(comment.as_bytes());

@@ -41,6 +41,9 @@ mod tests {
     fn tokens_are_alphanumeric_and_distinct() {
         let set: HashSet<_> = (0..1000).map(|_| random_token()).collect();
         assert_eq!(set.len(), 1000);
-        assert!(set.iter().all(|t| t.len() == 16 && t.bytes().all(|b| b.is_ascii_alphanumeric())));
+        assert!(
+            set.iter()
+                .all(|t| t.len() == 16 && t.bytes().all(|b| b.is_ascii_alphanumeric()))
+        );
     }
 }

@@ -19,7 +19,11 @@ impl StatusCode {
 
     /// RFC 4975 §9: `status-code = 3DIGIT`. Returns `None` outside 000..=999.
     pub const fn new(code: u16) -> Option<Self> {
-        if code <= 999 { Some(StatusCode(code)) } else { None }
+        if code <= 999 {
+            Some(StatusCode(code))
+        } else {
+            None
+        }
     }
 
     /// 2xx: the transaction succeeded.

@@ -40,7 +40,12 @@ impl FrameSummary {
     pub fn of(c: &Chunk) -> Self {
         let (kind, method, status, comment) = match &c.start {
             StartLine::Request(m) => ("request", Some(m.to_string()), None, None),
-            StartLine::Response { status, comment } => ("response", None, Some(status.as_u16()), Some(comment.clone())),
+            StartLine::Response { status, comment } => (
+                "response",
+                None,
+                Some(status.as_u16()),
+                Some(comment.clone()),
+            ),
         };
         FrameSummary {
             kind,
@@ -48,10 +53,17 @@ impl FrameSummary {
             status,
             comment,
             tid: c.transaction_id.to_string(),
-            headers: c.headers.iter().map(|(n, v)| (n.to_string(), v.to_owned())).collect(),
+            headers: c
+                .headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_owned()))
+                .collect(),
             body_len: c.body.as_ref().map(|b| b.len()),
             body_sha256: c.body.as_ref().map(|b| {
-                Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+                Sha256::digest(b)
+                    .iter()
+                    .map(|x| format!("{x:02x}"))
+                    .collect()
             }),
             flag: (c.flag.as_byte() as char).to_string(),
             segment: c.segment,
