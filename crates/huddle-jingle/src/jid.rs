@@ -1,0 +1,171 @@
+//! XMPP addresses (RFC 7622), validated for structure: `[local@]domain[/resource]`.
+//!
+//! huddle checks what a signalling codec needs (non-empty parts, the 1023-byte part
+//! limit of RFC 7622 §3.1, characters the localpart forbids, no whitespace or controls in
+//! the domain) but does not apply PRECIS/IDNA normalization: two JIDs are equal when
+//! their strings are.
+
+use std::fmt;
+use std::str::FromStr;
+
+use thiserror::Error;
+
+/// Why a string is not a JID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum JidError {
+    /// The string is empty.
+    #[error("empty JID")]
+    Empty,
+    /// `@` with nothing before it.
+    #[error("empty localpart")]
+    EmptyLocal,
+    /// No domain.
+    #[error("empty domainpart")]
+    EmptyDomain,
+    /// `/` with nothing after it.
+    #[error("empty resourcepart")]
+    EmptyResource,
+    /// A part over 1023 bytes (RFC 7622 §3.1).
+    #[error("a part is longer than 1023 bytes")]
+    TooLong,
+    /// A character the part may not contain.
+    #[error("forbidden character {0:?}")]
+    ForbiddenChar(char),
+}
+
+/// A validated JID, bare (`local@domain`) or full (`local@domain/resource`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Jid {
+    s: String,
+    /// Byte index of `@` (the end of the localpart), if any.
+    at: Option<usize>,
+    /// Byte index of the `/` before the resource, if any.
+    slash: Option<usize>,
+}
+
+const MAX_PART: usize = 1023;
+
+impl Jid {
+    /// Parses and validates a JID.
+    pub fn new(s: impl Into<String>) -> Result<Jid, JidError> {
+        let s = s.into();
+        if s.is_empty() {
+            return Err(JidError::Empty);
+        }
+        // RFC 7622 §3.1: the resourcepart begins after the first '/', the localpart ends
+        // at the first '@' before it.
+        let slash = s.find('/');
+        let head = &s[..slash.unwrap_or(s.len())];
+        let at = head.find('@');
+        let (local, domain) = match at {
+            Some(i) => (Some(&head[..i]), &head[i + 1..]),
+            None => (None, head),
+        };
+        if let Some(local) = local {
+            if local.is_empty() {
+                return Err(JidError::EmptyLocal);
+            }
+            if local.len() > MAX_PART {
+                return Err(JidError::TooLong);
+            }
+            // RFC 7622 §3.3.1: these characters are disallowed in a localpart.
+            if let Some(c) = local.chars().find(|c| {
+                matches!(c, '"' | '&' | '\'' | '/' | ':' | '<' | '>' | '@')
+                    || c.is_whitespace()
+                    || c.is_control()
+            }) {
+                return Err(JidError::ForbiddenChar(c));
+            }
+        }
+        if domain.is_empty() {
+            return Err(JidError::EmptyDomain);
+        }
+        if domain.len() > MAX_PART {
+            return Err(JidError::TooLong);
+        }
+        // RFC 7622 §3.2: a domainpart is a hostname or IP literal; '@' cannot appear
+        // after the localpart separator and whitespace/controls never belong there.
+        if let Some(c) = domain
+            .chars()
+            .find(|c| *c == '@' || c.is_whitespace() || c.is_control())
+        {
+            return Err(JidError::ForbiddenChar(c));
+        }
+        if let Some(i) = slash {
+            let res = &s[i + 1..];
+            if res.is_empty() {
+                return Err(JidError::EmptyResource);
+            }
+            if res.len() > MAX_PART {
+                return Err(JidError::TooLong);
+            }
+            if let Some(c) = res.chars().find(|c| c.is_control()) {
+                return Err(JidError::ForbiddenChar(c));
+            }
+        }
+        Ok(Jid { at, slash, s })
+    }
+
+    /// The whole JID as a string.
+    pub fn as_str(&self) -> &str {
+        &self.s
+    }
+
+    /// The localpart, if any.
+    pub fn local(&self) -> Option<&str> {
+        self.at.map(|i| &self.s[..i])
+    }
+
+    /// The domainpart.
+    pub fn domain(&self) -> &str {
+        let start = self.at.map_or(0, |i| i + 1);
+        &self.s[start..self.slash.unwrap_or(self.s.len())]
+    }
+
+    /// The resourcepart, if any.
+    pub fn resource(&self) -> Option<&str> {
+        self.slash.map(|i| &self.s[i + 1..])
+    }
+
+    /// Whether the JID has a resource.
+    pub fn is_full(&self) -> bool {
+        self.slash.is_some()
+    }
+
+    /// Whether the JID has no resource.
+    pub fn is_bare(&self) -> bool {
+        self.slash.is_none()
+    }
+
+    /// The JID without its resource.
+    pub fn to_bare(&self) -> Jid {
+        match self.slash {
+            Some(i) => Jid {
+                s: self.s[..i].to_owned(),
+                at: self.at,
+                slash: None,
+            },
+            None => self.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Jid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.s)
+    }
+}
+
+impl FromStr for Jid {
+    type Err = JidError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Jid::new(s)
+    }
+}
+
+impl AsRef<str> for Jid {
+    fn as_ref(&self) -> &str {
+        &self.s
+    }
+}

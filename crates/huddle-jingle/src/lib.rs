@@ -1,0 +1,199 @@
+//! # huddle-jingle: the Jingle wire codec
+//!
+//! Bytes in, typed values out and back, for Jingle (XEP-0166) signalling carried in
+//! XMPP IQs, in two encodings:
+//!
+//! - **XML**, as on the XMPP wire: read with quick-xml's namespace-resolving reader (any
+//!   prefixes, default namespaces, attribute order and insignificant whitespace), written
+//!   canonically (see [`Iq::to_xml`]).
+//! - **JSON** in the shape jingle.js and stanza applications use (`contents[].application
+//!   .applicationType`, `transport.transportType`, `reason.condition`,
+//!   `error.jingleError`, ...), through serde ([`Iq`], [`Jingle`] implement
+//!   `Serialize`/`Deserialize`). `docs/jingle.md` lists where huddle differs from stanza.
+//!
+//! Typed payloads: XEP-0234 file transfer (with XEP-0300 hashes), XEP-0261 IBB,
+//! XEP-0260 SOCKS5, XEP-0176 ICE-UDP, XEP-0167 RTP (with its session-info messages).
+//! Anything else is kept as a raw [`Element`] and survives a round trip; later crates can
+//! type their own namespaces through a [`Registry`] (see [`ext`]).
+//!
+//! What this crate deliberately does **not** do: sockets, timers, tokio, session state.
+//! It decides nothing about a session (tie-breaks, ordering, unknown sids belong to the
+//! session manager); it only turns peer input into values or typed errors, and values
+//! into bytes.
+//!
+//! Invariants:
+//! - Peer input never makes this crate panic, and never makes it hold more than the
+//!   configured [`Limits`] allow (DOCTYPEs, entity declarations, comments and processing
+//!   instructions are refused, as RFC 6120 §11.1 requires).
+//! - `parse(serialize(x)) == x` for every value, and parse → serialize → parse is stable.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod de;
+mod error;
+pub mod ext;
+pub mod ft;
+mod generated;
+pub mod ibb;
+pub mod ice;
+mod jid;
+pub mod json;
+mod model;
+pub mod ns;
+pub mod rtp;
+pub mod s5b;
+mod xml;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+pub use error::{JsonError, ParseError, XmlError};
+pub use ext::{Extension, ExtensionPayload, Registry, Slot};
+pub use jid::{Jid, JidError};
+pub use model::{
+    Action, Content, Creator, DEFAULT_DISPOSITION, Description, ErrorType, Iq, IqType, Jingle,
+    JingleErrorCondition, Reason, ReasonCondition, Senders, SessionInfo, StanzaError,
+    StanzaErrorCondition, Transport,
+};
+pub use xml::{Attribute, Element, Limits, Node, XML_NS};
+
+/// What a document held: a whole IQ, or a bare `<jingle/>` element.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Document {
+    /// An `<iq/>`.
+    Iq(Iq),
+    /// A `<jingle/>` on its own.
+    Jingle(Jingle),
+}
+
+impl Document {
+    /// Canonical XML.
+    pub fn to_xml(&self) -> String {
+        match self {
+            Document::Iq(iq) => iq.to_xml(),
+            Document::Jingle(j) => j.to_xml(),
+        }
+    }
+
+    /// The stanza-shaped JSON.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Document::Iq(iq) => iq.to_json(),
+            Document::Jingle(j) => j.to_json(),
+        }
+    }
+}
+
+/// A configured codec: limits for hostile input and the registry of extension
+/// namespaces. `Codec::default()` has the default [`Limits`] and no registrations.
+#[derive(Debug, Clone, Default)]
+pub struct Codec {
+    /// Bounds applied to XML input.
+    pub limits: Limits,
+    /// Decoders for extension namespaces.
+    pub registry: Registry,
+}
+
+impl Codec {
+    /// A codec with default limits and no registrations.
+    pub fn new() -> Self {
+        Codec::default()
+    }
+
+    /// Parses one `<iq/>` carrying Jingle (or a Jingle result/error).
+    pub fn parse_iq(&self, input: &[u8]) -> Result<Iq, ParseError> {
+        let el = xml::read_document(input, &self.limits)?;
+        Iq::decode(el, &self.registry)
+    }
+
+    /// Parses one bare `<jingle/>` element.
+    pub fn parse_jingle(&self, input: &[u8]) -> Result<Jingle, ParseError> {
+        let el = xml::read_document(input, &self.limits)?;
+        Jingle::decode(el, &self.registry)
+    }
+
+    /// Parses an `<iq/>` or a bare `<jingle/>`, whichever the document holds.
+    pub fn parse(&self, input: &[u8]) -> Result<Document, ParseError> {
+        let el = xml::read_document(input, &self.limits)?;
+        self.decode_element(el)
+    }
+
+    /// Turns an already-parsed element (an `<iq/>` or a `<jingle/>`) into the model.
+    pub fn decode_element(&self, el: Element) -> Result<Document, ParseError> {
+        if el.name == "jingle" {
+            Jingle::decode(el, &self.registry).map(Document::Jingle)
+        } else {
+            Iq::decode(el, &self.registry).map(Document::Iq)
+        }
+    }
+
+    /// Reads stanza-shaped JSON: an IQ object (with `type`) or a jingle object (with
+    /// `action`).
+    pub fn from_json(&self, v: &Value) -> Result<Document, JsonError> {
+        if v.get("action").is_some() && v.get("type").is_none() {
+            Jingle::from_json(v, &self.registry).map(Document::Jingle)
+        } else {
+            Iq::from_json(v, &self.registry).map(Document::Iq)
+        }
+    }
+}
+
+/// Parses one `<iq/>` with the default [`Codec`].
+pub fn parse_iq(input: &[u8]) -> Result<Iq, ParseError> {
+    Codec::default().parse_iq(input)
+}
+
+/// Parses one bare `<jingle/>` with the default [`Codec`].
+pub fn parse_jingle(input: &[u8]) -> Result<Jingle, ParseError> {
+    Codec::default().parse_jingle(input)
+}
+
+/// Parses an `<iq/>` or a bare `<jingle/>` with the default [`Codec`].
+pub fn parse(input: &[u8]) -> Result<Document, ParseError> {
+    Codec::default().parse(input)
+}
+
+impl Iq {
+    /// Canonical XML: `jabber:client` namespace, double-quoted attributes, the XEP's
+    /// element forms (e.g. `<alternative-session><sid/></alternative-session>`).
+    pub fn to_xml(&self) -> String {
+        let mut w = xml::Writer::new();
+        self.write(&mut w);
+        w.finish()
+    }
+}
+
+impl Jingle {
+    /// Canonical XML of the bare `<jingle/>` element.
+    pub fn to_xml(&self) -> String {
+        let mut w = xml::Writer::new();
+        self.write(&mut w);
+        w.finish()
+    }
+}
+
+impl Serialize for Iq {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Iq {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Iq::from_json(&v, &Registry::default()).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Jingle {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Jingle {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Jingle::from_json(&v, &Registry::default()).map_err(serde::de::Error::custom)
+    }
+}
