@@ -8,7 +8,9 @@ use bytes::{Bytes, BytesMut};
 use crate::decode::{DecodeError, DecodeErrorKind};
 use crate::generated::headers::KnownHeader;
 use crate::generated::methods::KnownMethod;
-use crate::header::{ByteRange, HeaderError, HeaderValue, Headers, ReportRequest, StatusHeader};
+use crate::header::{
+    AuthParams, ByteRange, HeaderError, HeaderValue, Headers, ReportRequest, StatusHeader,
+};
 use crate::ids;
 use crate::status::StatusCode;
 use crate::uri::{MsrpUri, format_path};
@@ -277,6 +279,61 @@ impl Chunk {
             .get(KnownHeader::Expires)
             .map(crate::header::parse_seconds)
             .transpose()
+    }
+
+    /// Min-Expires of a 423 (RFC 4976 §5.1).
+    pub fn min_expires(&self) -> Result<Option<u32>, HeaderError> {
+        self.headers
+            .get(KnownHeader::MinExpires)
+            .map(crate::header::parse_seconds)
+            .transpose()
+    }
+
+    /// Max-Expires of a 423 (RFC 4976 §5.1).
+    pub fn max_expires(&self) -> Result<Option<u32>, HeaderError> {
+        self.headers
+            .get(KnownHeader::MaxExpires)
+            .map(crate::header::parse_seconds)
+            .transpose()
+    }
+
+    /// The Digest challenge of a 401 (RFC 4976 §5.1, WWW-Authenticate).
+    pub fn www_authenticate(&self) -> Result<Option<AuthParams>, HeaderError> {
+        self.headers
+            .get(KnownHeader::WwwAuthenticate)
+            .map(|v| AuthParams::parse(v, true))
+            .transpose()
+    }
+
+    /// The Digest credentials of an AUTH (RFC 4976 §5.1, Authorization).
+    pub fn authorization(&self) -> Result<Option<AuthParams>, HeaderError> {
+        self.headers
+            .get(KnownHeader::Authorization)
+            .map(|v| AuthParams::parse(v, true))
+            .transpose()
+    }
+
+    /// Authentication-Info of a 200 to AUTH (RFC 4976 §5.1; no scheme).
+    pub fn authentication_info(&self) -> Result<Option<AuthParams>, HeaderError> {
+        self.headers
+            .get(KnownHeader::AuthenticationInfo)
+            .map(|v| AuthParams::parse(v, false))
+            .transpose()
+    }
+
+    /// Content-ID (RFC 2045), an Other-Mime-header of RFC 4975 §9.
+    pub fn content_id(&self) -> Option<&str> {
+        self.headers.get(KnownHeader::ContentId)
+    }
+
+    /// Content-Description (RFC 2045).
+    pub fn content_description(&self) -> Option<&str> {
+        self.headers.get(KnownHeader::ContentDescription)
+    }
+
+    /// Content-Disposition (RFC 2183), e.g. `attachment; filename="a.txt"` or `render`.
+    pub fn content_disposition(&self) -> Option<&str> {
+        self.headers.get(KnownHeader::ContentDisposition)
     }
 
     /// Encodes the chunk into `dst` (RFC 4975 §9 ABNF, byte-exact).

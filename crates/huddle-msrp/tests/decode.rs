@@ -230,3 +230,28 @@ fn response_builder_follows_rfc_paths() {
         "REPORTs are never answered"
     );
 }
+
+#[test]
+fn typed_access_to_relay_headers() {
+    // The Kamailio 401 and 200 from the real transcript.
+    let input = b"MSRP 201516889142 401 Unauthorized\r\nTo-Path: msrp://127.0.0.1:49488/alicesess;tcp\r\nFrom-Path: msrp://127.0.0.1:2855;tcp\r\nWWW-Authenticate: Digest realm=\"127.0.0.1\", nonce=\"awJVcmsCVEaHKatYSqVqfLV88bMVVkjQZ3pq2YA=\", qop=\"auth\"\r\n-------201516889142$\r\n\
+MSRP afd06a554b3f 200 OK\r\nTo-Path: msrp://127.0.0.1:49488/alicesess;tcp\r\nFrom-Path: msrp://127.0.0.1:2855;tcp\r\nUse-Path: msrp://127.0.0.1:2855/s25117x1795314758x78199;tcp\r\nExpires: 3600\r\n-------afd06a554b3f$\r\n\
+MSRP abcd 423 Interval Out-of-Bounds\r\nTo-Path: msrp://a/t;tcp\r\nFrom-Path: msrp://b;tcp\r\nMin-Expires: 60\r\nMax-Expires: 3600\r\n-------abcd$\r\n";
+    let out = decode_all(input);
+    let c401 = out[0].as_ref().unwrap();
+    let ch = c401.www_authenticate().unwrap().unwrap();
+    assert_eq!(ch.get("realm"), Some("127.0.0.1"));
+    assert_eq!(ch.get("qop"), Some("auth"));
+    let c200 = out[1].as_ref().unwrap();
+    assert_eq!(
+        c200.use_path().unwrap()[0].session_id(),
+        Some("s25117x1795314758x78199")
+    );
+    assert_eq!(c200.expires().unwrap(), Some(3600));
+    let c423 = out[2].as_ref().unwrap();
+    assert_eq!(
+        (c423.min_expires().unwrap(), c423.max_expires().unwrap()),
+        (Some(60), Some(3600))
+    );
+    assert_eq!(c423.status_code(), Some(StatusCode::INTERVAL_OUT_OF_BOUNDS));
+}
