@@ -18,6 +18,8 @@ mod codegen;
 #[cfg(feature = "crates")]
 mod conformance;
 mod fuzz;
+#[cfg(feature = "crates")]
+mod jingle;
 mod layering;
 #[cfg(feature = "crates")]
 mod msrp;
@@ -56,6 +58,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: MsrpCmd,
     },
+    /// Jingle debugging aids and vector extraction.
+    #[cfg(feature = "crates")]
+    Jingle {
+        #[command(subcommand)]
+        cmd: JingleCmd,
+    },
     /// Run the fuzz targets with cargo-fuzz (installed when missing).
     Fuzz {
         /// Run every target for at least 30 s (the CI smoke run).
@@ -83,6 +91,24 @@ enum MsrpCmd {
         /// The file to read, `-` for stdin.
         file: String,
     },
+}
+
+#[cfg(feature = "crates")]
+#[derive(Debug, Subcommand)]
+enum JingleCmd {
+    /// Parse one `<iq/>` or bare `<jingle/>` (a file, or `-` for stdin) and print the
+    /// jingle.js/stanza-shaped JSON; with `--to-xml`, read that JSON and print huddle's
+    /// XML. Prints a typed error and exits 1 on bad input.
+    Parse {
+        /// The file to read, `-` for stdin.
+        file: String,
+        /// Read JSON, write XML.
+        #[arg(long)]
+        to_xml: bool,
+    },
+    /// Re-extract the Jingle IQ examples of the XEP texts in `shared/specs` into
+    /// `crates/huddle-jingle/tests/vectors/xep-*/` with their expected parse.
+    ExtractVectors,
 }
 
 /// The workspace root (the parent of `xtask/`).
@@ -116,6 +142,18 @@ fn main() -> Result<()> {
                 std::process::exit(1);
             }
         }
+        #[cfg(feature = "crates")]
+        Cmd::Jingle {
+            cmd: JingleCmd::Parse { file, to_xml },
+        } => {
+            if !jingle::parse_command(&file, to_xml)? {
+                std::process::exit(1);
+            }
+        }
+        #[cfg(feature = "crates")]
+        Cmd::Jingle {
+            cmd: JingleCmd::ExtractVectors,
+        } => jingle::extract_vectors(&root)?,
         Cmd::Fuzz {
             smoke,
             target,

@@ -61,8 +61,9 @@ pub struct IceCandidate {
     pub network: Option<u32>,
     /// Port.
     pub port: u16,
-    /// ICE priority.
-    pub priority: u32,
+    /// ICE priority. RFC 8445 §5.1.2 bounds it to 31 bits, but the XEP-0176 schema says
+    /// `xs:positiveInteger` and its own example 5 uses 21149780477, so up to `u64` is read.
+    pub priority: u64,
     /// Transport protocol, normally `udp`.
     pub protocol: String,
     /// Related address (reflexive and relayed candidates).

@@ -1,6 +1,8 @@
 //! XEP-0167 Jingle RTP sessions (`urn:xmpp:jingle:apps:rtp:1`) and its session-info
 //! payloads (`urn:xmpp:jingle:apps:rtp:info:1`).
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use crate::de;
@@ -25,8 +27,9 @@ pub struct PayloadType {
     pub maxptime: Option<u32>,
     /// Packet time in ms.
     pub ptime: Option<u32>,
-    /// `<parameter name value/>` children (format parameters), in order.
-    pub parameters: Vec<(String, String)>,
+    /// `<parameter name value/>` children (format parameters). A map, as in stanza's
+    /// JSON: written sorted by name, a repeated name is refused.
+    pub parameters: BTreeMap<String, String>,
     /// Other children (e.g. XEP-0293 rtcp-fb), kept as they came.
     pub extensions: Vec<Element>,
 }
@@ -75,7 +78,14 @@ impl RtpDescription {
                     // XEP-0167 schema: a parameter's 'name' and 'value' are required.
                     let name = de::req(&mut pc, "parameter", "name")?;
                     let value = de::req(&mut pc, "parameter", "value")?;
-                    p.parameters.push((name, value));
+                    if p.parameters.contains_key(&name) {
+                        return Err(ParseError::InvalidAttribute {
+                            element: "parameter",
+                            attribute: "name",
+                            value: name,
+                        });
+                    }
+                    p.parameters.insert(name, value);
                 } else {
                     p.extensions.push(pc);
                 }
@@ -170,14 +180,14 @@ impl RtpDescription {
                 maxptime: json::opt_num(co, e, "maxptime")?,
                 ptime: json::opt_num(co, e, "ptime")?,
                 extensions: json::get_extensions(co, e)?,
-                parameters: Vec::new(),
+                parameters: BTreeMap::new(),
             };
             if let Some(params) = co.get("parameters").filter(|p| !p.is_null()) {
                 for (k, v) in json::as_obj(params, e, "parameters")? {
                     let v = v
                         .as_str()
                         .ok_or_else(|| json::invalid(e, "parameters", v))?;
-                    p.parameters.push((k.clone(), v.to_owned()));
+                    p.parameters.insert(k.clone(), v.to_owned());
                 }
             }
             d.payload_types.push(p);

@@ -97,6 +97,8 @@ pub(crate) const SUITES: &[(&str, Suite)] = &[
     ("msrp-rfc-vectors", msrp_vectors::run),
     ("kamailio-transcript", kamailio::run),
     ("tshark-msrp", tshark::run),
+    ("jingle-xep-vectors", crate::jingle::xep_vectors_suite),
+    ("jingle-stanza-vectors", crate::jingle::stanza_vectors_suite),
 ];
 
 /// Runs the suites named in `only` (all when empty), prints the table, fails if any
