@@ -10,3 +10,6 @@
 //! to know why a connection exists (that is `huddle-session`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod codec;
+pub mod digest;
