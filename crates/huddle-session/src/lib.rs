@@ -11,3 +11,4 @@
 //! `huddle-jingle` and `huddle-msrp`) or socket I/O of its own (`huddle-transport`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+pub mod msrp;

@@ -1,0 +1,364 @@
+//! The sans-IO MSRP session and chat, two endpoints back to back with a simulated
+//! clock and a network that can drop chunks. Invariant checked everywhere: every
+//! message sent ends in exactly one outcome.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use huddle_msrp::cpim::NameAddr;
+use huddle_msrp::{Chunk, Decoder, MsrpUri, ReportRequest, StatusCode};
+use huddle_session::msrp::chat::{ChatEvent, RemoteCapabilities};
+use huddle_session::msrp::{
+    Confirmation, MessageOutcome, MsrpChat, MsrpConfig, MsrpEvent, MsrpSession, SendOptions,
+};
+
+fn uri(s: &str) -> MsrpUri {
+    s.parse().unwrap()
+}
+
+fn pair(max_chunk: usize) -> (MsrpSession, MsrpSession) {
+    let a = uri("msrp://127.0.0.1:7001/alice1;tcp");
+    let b = uri("msrp://127.0.0.1:7002/bob22;tcp");
+    let mut ca = MsrpConfig::new(vec![a.clone()], vec![b.clone()]);
+    let mut cb = MsrpConfig::new(vec![b], vec![a]);
+    ca.max_chunk_size = max_chunk;
+    cb.max_chunk_size = max_chunk;
+    (MsrpSession::new(ca), MsrpSession::new(cb))
+}
+
+fn wire(c: &Chunk) -> Chunk {
+    let mut w = BytesMut::from(&c.to_bytes()[..]);
+    Decoder::default().decode(&mut w).unwrap().unwrap()
+}
+
+/// Moves chunks both ways through encode/decode until quiet. `drop` decides per chunk
+/// (from a to b) whether the network loses it.
+fn pump(
+    a: &mut MsrpSession,
+    b: &mut MsrpSession,
+    now: Instant,
+    drop: &mut dyn FnMut(&Chunk) -> bool,
+) {
+    for _ in 0..10_000 {
+        let mut moved = false;
+        while let Some(c) = a.poll_transmit(now) {
+            moved = true;
+            if !drop(&c) {
+                b.handle_chunk(wire(&c), now);
+            }
+        }
+        while let Some(c) = b.poll_transmit(now) {
+            moved = true;
+            a.handle_chunk(wire(&c), now);
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("livelock");
+}
+
+fn drain(s: &mut MsrpSession) -> Vec<MsrpEvent> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+fn outcomes(events: &[MsrpEvent]) -> HashMap<String, Vec<MessageOutcome>> {
+    let mut m: HashMap<String, Vec<MessageOutcome>> = HashMap::new();
+    for e in events {
+        if let MsrpEvent::Outcome {
+            message_id,
+            outcome,
+        } = e
+        {
+            m.entry(message_id.clone())
+                .or_default()
+                .push(outcome.clone());
+        }
+    }
+    m
+}
+
+const E2E: SendOptions = SendOptions {
+    success_report: ReportRequest::Yes,
+    failure_report: ReportRequest::Partial,
+};
+
+#[test]
+fn message_in_chunks_is_delivered_with_responses_and_with_reports() {
+    let (mut a, mut b) = pair(100);
+    let now = Instant::now();
+    let body: Vec<u8> = (0..1000).map(|i| (i % 200) as u8).collect();
+    let m1 = a
+        .send_message(
+            "application/octet-stream",
+            body.clone(),
+            SendOptions::default(),
+        )
+        .unwrap();
+    let m2 = a.send_message("text/plain", "hi", E2E).unwrap();
+    pump(&mut a, &mut b, now, &mut |_| false);
+    let got: Vec<_> = drain(&mut b)
+        .into_iter()
+        .filter_map(|e| match e {
+            MsrpEvent::Message {
+                message_id, body, ..
+            } => Some((message_id, body.to_vec())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got.len(), 2);
+    assert!(got.contains(&(m1.clone(), body)));
+    let o = outcomes(&drain(&mut a));
+    assert_eq!(
+        o[&m1],
+        vec![MessageOutcome::Delivered {
+            confirmation: Confirmation::Responses
+        }]
+    );
+    assert_eq!(
+        o[&m2],
+        vec![MessageOutcome::Delivered {
+            confirmation: Confirmation::Report
+        }]
+    );
+}
+
+#[test]
+fn silent_peer_times_out_with_408_or_report_timeout() {
+    let (mut a, mut b) = pair(2048);
+    let t0 = Instant::now();
+    let m1 = a
+        .send_message("text/plain", "lost", SendOptions::default())
+        .unwrap();
+    let m2 = a.send_message("text/plain", "lost too", E2E).unwrap();
+    pump(&mut a, &mut b, t0, &mut |_| true);
+    assert!(outcomes(&drain(&mut a)).is_empty());
+    let deadline = a.poll_timeout().expect("a timer is armed");
+    assert!(deadline <= t0 + Duration::from_secs(30));
+    a.handle_timeout(t0 + Duration::from_secs(31));
+    let o = outcomes(&drain(&mut a));
+    assert!(matches!(
+        &o[&m1][..],
+        [MessageOutcome::Failed {
+            code: StatusCode::REQUEST_TIMEOUT,
+            ..
+        }]
+    ));
+    assert!(matches!(
+        &o[&m2][..],
+        [MessageOutcome::Failed {
+            code: StatusCode::REQUEST_TIMEOUT,
+            ..
+        }]
+    ));
+    assert_eq!(a.poll_timeout(), None);
+}
+
+#[test]
+fn send_chunk_timeout_generates_408_or_200_per_failure_report() {
+    let (mut a, _b) = pair(2048);
+    let t0 = Instant::now();
+    let to = vec![uri("msrp://127.0.0.1:7002/bob22;tcp")];
+    let from = vec![uri("msrp://127.0.0.1:7001/alice1;tcp")];
+    let build = |fr: Option<ReportRequest>| {
+        let mut b = huddle_msrp::ChunkBuilder::send(&to, &from);
+        if let Some(fr) = fr {
+            b = b.reports(ReportRequest::No, fr);
+        }
+        b.data("text/plain", "x").build().unwrap()
+    };
+    let t_absent = a.send_chunk(build(None), t0);
+    let t_no = a.send_chunk(build(Some(ReportRequest::No)), t0);
+    let t_partial = a.send_chunk(build(Some(ReportRequest::Partial)), t0);
+    a.handle_timeout(t0 + Duration::from_secs(30));
+    let ev = drain(&mut a);
+    let code = |t: &huddle_msrp::TransactionId| {
+        ev.iter().find_map(|e| match e {
+            MsrpEvent::Response {
+                transaction_id,
+                code,
+                local: true,
+            } if transaction_id == t => Some(*code),
+            _ => None,
+        })
+    };
+    assert_eq!(code(&t_absent), Some(StatusCode::REQUEST_TIMEOUT));
+    assert_eq!(code(&t_no), Some(StatusCode::OK));
+    assert_eq!(code(&t_partial), Some(StatusCode::OK));
+}
+
+#[test]
+fn wrong_session_gets_481_and_unknown_method_501() {
+    let (_a, mut b) = pair(2048);
+    let now = Instant::now();
+    let stranger = vec![uri("msrp://127.0.0.1:9999/zzz;tcp")];
+    let to_b = vec![uri("msrp://127.0.0.1:7002/bob22;tcp")];
+    let c = huddle_msrp::ChunkBuilder::send(&to_b, &stranger)
+        .data("text/plain", "x")
+        .build()
+        .unwrap();
+    b.handle_chunk(c, now);
+    assert_eq!(
+        b.poll_transmit(now).unwrap().status_code(),
+        Some(StatusCode::SESSION_DOES_NOT_EXIST)
+    );
+    let from_a = vec![uri("msrp://127.0.0.1:7001/alice1;tcp")];
+    let c = huddle_msrp::ChunkBuilder::request(huddle_msrp::Method::Extension("FROB".into()))
+        .paths(&to_b, &from_a)
+        .build()
+        .unwrap();
+    b.handle_chunk(c, now);
+    assert_eq!(
+        b.poll_transmit(now).unwrap().status_code(),
+        Some(StatusCode::NOT_IMPLEMENTED)
+    );
+}
+
+#[test]
+fn unaccepted_media_type_fails_the_message_with_415() {
+    let (mut a, b) = pair(2048);
+    let now = Instant::now();
+    let mut cfg = b.config().clone();
+    cfg.accept_types = vec!["text/plain".into()];
+    let mut b = MsrpSession::new(cfg);
+    let m = a
+        .send_message("image/png", vec![1u8, 2, 3], SendOptions::default())
+        .unwrap();
+    pump(&mut a, &mut b, now, &mut |_| false);
+    let o = outcomes(&drain(&mut a));
+    assert!(matches!(
+        &o[&m][..],
+        [MessageOutcome::Failed {
+            code: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn shutdown_flushes_then_closes_and_connection_loss_fails_everything() {
+    let (mut a, mut b) = pair(10);
+    let now = Instant::now();
+    let m1 = a
+        .send_message("text/plain", "0123456789abcdefghij", SendOptions::default())
+        .unwrap();
+    a.shutdown();
+    assert!(
+        a.send_message("text/plain", "late", SendOptions::default())
+            .is_none()
+    );
+    pump(&mut a, &mut b, now, &mut |_| false);
+    let ev = drain(&mut a);
+    assert_eq!(outcomes(&ev)[&m1].len(), 1);
+    assert_eq!(ev.last(), Some(&MsrpEvent::Closed));
+
+    let (mut a, _) = pair(10);
+    let m = a
+        .send_message("text/plain", "never sent", SendOptions::default())
+        .unwrap();
+    a.handle_connection_lost();
+    let ev = drain(&mut a);
+    assert!(matches!(
+        &outcomes(&ev)[&m][..],
+        [MessageOutcome::Failed { .. }]
+    ));
+    assert_eq!(ev.last(), Some(&MsrpEvent::Closed));
+}
+
+#[test]
+fn random_loss_never_loses_an_outcome() {
+    for seed in 0..50u64 {
+        let (mut a, mut b) = pair(64);
+        let t0 = Instant::now();
+        let mut ids = Vec::new();
+        for i in 0..10 {
+            let opts = match i % 3 {
+                0 => SendOptions::default(),
+                1 => E2E,
+                _ => SendOptions {
+                    success_report: ReportRequest::Yes,
+                    failure_report: ReportRequest::Yes,
+                },
+            };
+            ids.push(
+                a.send_message("text/plain", vec![b'x'; 50 + i * 37], opts)
+                    .unwrap(),
+            );
+        }
+        let mut s = seed;
+        pump(&mut a, &mut b, t0, &mut |_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 60) < 3
+        });
+        let mut events = drain(&mut a);
+        a.handle_timeout(t0 + Duration::from_secs(60));
+        events.extend(drain(&mut a));
+        let o = outcomes(&events);
+        for id in &ids {
+            assert_eq!(
+                o.get(id).map(Vec::len),
+                Some(1),
+                "seed {seed}: message {id} has {:?}",
+                o.get(id)
+            );
+        }
+    }
+}
+
+#[test]
+fn chat_wraps_in_cpim_queues_before_start_and_refuses_private_messages() {
+    let (a, b) = pair(2048);
+    let alice = NameAddr::new("im:alice@example.com").unwrap();
+    let bob = NameAddr::new("im:bob@example.com").unwrap();
+    let caps = RemoteCapabilities {
+        accept_types: vec!["message/cpim".into(), "text/plain".into()],
+        accept_wrapped_types: vec!["*".into()],
+        private_messages: false,
+    };
+    let mut chat_a = MsrpChat::new(alice.clone(), bob.clone(), caps.clone());
+    let mut chat_b = MsrpChat::new(bob, alice, caps);
+    let id = chat_a
+        .send_message("Hello, Bob", "text/plain", None, None)
+        .unwrap();
+    assert_eq!(
+        chat_a.send_message(
+            "psst",
+            "text/plain",
+            Some(NameAddr::new("im:carol@example.com").unwrap()),
+            None
+        ),
+        Err(huddle_session::msrp::chat::ChatError::PrivateMessagesNotSupported)
+    );
+    chat_a.start(a);
+    chat_b.start(b);
+    let now = Instant::now();
+    for _ in 0..10 {
+        while let Some(c) = chat_a.session_mut().unwrap().poll_transmit(now) {
+            assert_eq!(c.content_type(), Some("message/cpim"));
+            chat_b.handle_chunk(wire(&c), now);
+        }
+        while let Some(c) = chat_b.session_mut().unwrap().poll_transmit(now) {
+            chat_a.handle_chunk(wire(&c), now);
+        }
+    }
+    let ev_b: Vec<_> = std::iter::from_fn(|| chat_b.poll_event()).collect();
+    let got = ev_b
+        .iter()
+        .find_map(|e| match e {
+            ChatEvent::GotMessage(m) => Some(m.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(&got.content[..], b"Hello, Bob");
+    assert_eq!(got.content_type, "text/plain");
+    assert_eq!(got.sender.as_deref(), Some("im:alice@example.com"));
+    let ev_a: Vec<_> = std::iter::from_fn(|| chat_a.poll_event()).collect();
+    assert!(ev_a.contains(&ChatEvent::DidStart));
+    assert!(ev_a.iter().any(|e| matches!(e, ChatEvent::DidDeliverMessage { message_id, code: 200, .. } if *message_id == id)));
+    chat_a.end();
+    let ev_a: Vec<_> = std::iter::from_fn(|| chat_a.poll_event()).collect();
+    assert_eq!(ev_a, vec![ChatEvent::WillEnd, ChatEvent::DidEnd]);
+}
