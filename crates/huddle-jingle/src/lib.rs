@@ -58,6 +58,9 @@ pub use model::{
 pub use xml::{Attribute, Element, Limits, Node, XML_NS};
 
 /// What a document held: a whole IQ, or a bare `<jingle/>` element.
+// One document is parsed and handled at a time; boxing the larger variant would only add
+// an allocation to every parse.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Document {
     /// An `<iq/>`.

@@ -702,7 +702,7 @@ fn raw_from_json(o: &Obj, object: &'static str) -> Result<Element, JsonError> {
         object,
         field: "raw",
     })?;
-    Ok(json::element_from_json(raw)?)
+    json::element_from_json(raw)
 }
 
 fn write_extension<'w>(w: &mut Writer<'w>, e: &ExtensionPayload) {
