@@ -401,9 +401,9 @@ impl Chunk {
         }
     }
 
-    /// The response to this request, with paths per RFC 4975 §7.2: "the To-Path header
-    /// field [is] set to the ... first URI in the From-Path of the request", and the
-    /// From-Path to the responder's own URI, the first of the request's To-Path.
+    /// The response to this request, with paths per RFC 4975 §7.2: the To-Path is the
+    /// first URI of the request's From-Path, and the From-Path is the responder's own
+    /// URI, the first of the request's To-Path.
     /// `None` for responses and for REPORTs (§7.1.2: REPORT requests are never answered).
     pub fn response(&self, status: StatusCode, comment: Option<&str>) -> Option<Chunk> {
         let method = self.method()?;

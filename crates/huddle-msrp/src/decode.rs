@@ -400,7 +400,9 @@ impl Decoder {
         loop {
             let Some(off) = self.finder.find(&buf[scan.search..]) else {
                 // A candidate can only start in the last BODY_END.len() - 1 bytes.
-                scan.search = scan.search.max(buf.len().saturating_sub(BODY_END.len() - 1));
+                scan.search = scan
+                    .search
+                    .max(buf.len().saturating_sub(BODY_END.len() - 1));
                 break;
             };
             let p = scan.search + off;

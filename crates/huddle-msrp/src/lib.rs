@@ -42,4 +42,4 @@ pub use generated::headers::KnownHeader;
 pub use generated::methods::KnownMethod;
 pub use header::{ByteRange, HeaderError, HeaderName, Headers, ReportRequest, StatusHeader};
 pub use status::StatusCode;
-pub use uri::{MsrpUri, UriError};
+pub use uri::{Host, MsrpUri, UriError, format_path, parse_path};

@@ -20,14 +20,106 @@ use crate::header::{ByteRange, HeaderError, ReportRequest};
 use crate::status::StatusCode;
 use crate::uri::{MsrpUri, format_path};
 
+/// Where an outgoing message's bytes come from when they are not in memory (a file
+/// being transferred): read at an offset as each chunk is cut, so a message of any size
+/// goes out in bounded memory.
+pub trait BodySource: Send + std::fmt::Debug {
+    /// The message size.
+    fn len(&self) -> u64;
+    /// True for an empty message.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Fills `buf` from `offset` (0-based); returns the bytes read, short only at the end.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+/// A file as a [`BodySource`].
+#[derive(Debug)]
+pub struct FileSource {
+    file: std::fs::File,
+    len: u64,
+}
+
+impl FileSource {
+    /// Reads from `file`; its current size is the message size.
+    pub fn new(file: std::fs::File) -> std::io::Result<Self> {
+        let len = file.metadata()?.len();
+        Ok(FileSource { file, len })
+    }
+}
+
+impl BodySource for FileSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::{Read, Seek, SeekFrom};
+        self.file.seek(SeekFrom::Start(offset))?;
+        let mut n = 0;
+        while n < buf.len() {
+            match self.file.read(&mut buf[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[derive(Debug)]
+enum Body {
+    Memory(Bytes),
+    Source(Box<dyn BodySource>),
+}
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Memory(b) => b.len() as u64,
+            Body::Source(s) => s.len(),
+        }
+    }
+
+    fn slice(&mut self, start: u64, len: u64) -> Result<Bytes, SplitError> {
+        match self {
+            Body::Memory(b) => Ok(b.slice(start as usize..(start + len) as usize)),
+            Body::Source(s) => {
+                let mut buf = vec![0; len as usize];
+                let n = s.read_at(start, &mut buf)?;
+                if n as u64 != len {
+                    return Err(SplitError::Io(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "body source shorter than announced",
+                    )));
+                }
+                Ok(Bytes::from(buf))
+            }
+        }
+    }
+}
+
+/// Why the next chunk could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SplitError {
+    /// A header value was refused (e.g. a Content-Type with CR/LF).
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// The body source failed.
+    #[error("reading the body: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// A message to send, cut into chunks on demand.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct OutgoingMessage {
     to_path: String,
     from_path: String,
     message_id: String,
     content_type: String,
-    body: Bytes,
+    body: Body,
     /// Bytes sent so far (the next chunk starts at `sent + 1`).
     sent: u64,
     reports: Option<(ReportRequest, ReportRequest)>,
@@ -47,11 +139,23 @@ impl OutgoingMessage {
             from_path: format_path(from_path),
             message_id: crate::ids::new_message_id(),
             content_type: content_type.to_owned(),
-            body: body.into(),
+            body: Body::Memory(body.into()),
             sent: 0,
             reports: None,
             extra: Vec::new(),
         }
+    }
+
+    /// A message read from `source` as it is sent (file transfer).
+    pub fn from_source(
+        to_path: &[MsrpUri],
+        from_path: &[MsrpUri],
+        content_type: &str,
+        source: Box<dyn BodySource>,
+    ) -> Self {
+        let mut m = OutgoingMessage::new(to_path, from_path, content_type, Bytes::new());
+        m.body = Body::Source(source);
+        m
     }
 
     /// Uses this Message-ID.
@@ -75,7 +179,7 @@ impl OutgoingMessage {
     /// Resumes sending at this byte offset (0-based), e.g. after an interruption or for
     /// a transfer resumed with RFC 5547 `file-range`.
     pub fn resume_at(&mut self, offset: u64) {
-        self.sent = offset.min(self.body.len() as u64);
+        self.sent = offset.min(self.body.len());
     }
 
     /// The Message-ID.
@@ -90,7 +194,7 @@ impl OutgoingMessage {
 
     /// The total size.
     pub fn total(&self) -> u64 {
-        self.body.len() as u64
+        self.body.len()
     }
 
     /// Everything has been handed out (an empty message is finished after one chunk).
@@ -115,13 +219,13 @@ impl OutgoingMessage {
 
     /// The next chunk, with at most `max_body` body bytes; `None` when finished.
     /// The last chunk has flag `$`, the others `+`.
-    pub fn next_chunk(&mut self, max_body: usize) -> Result<Option<Chunk>, HeaderError> {
+    pub fn next_chunk(&mut self, max_body: usize) -> Result<Option<Chunk>, SplitError> {
         if self.is_finished() {
             return Ok(None);
         }
         let start = self.sent;
         let len = (self.total() - start).min(max_body.max(1) as u64);
-        let data = self.body.slice(start as usize..(start + len) as usize);
+        let data = self.body.slice(start, len)?;
         self.sent = if self.total() == 0 { 1 } else { start + len };
         let flag = if start + len >= self.total() {
             Flag::End
@@ -129,11 +233,12 @@ impl OutgoingMessage {
             Flag::More
         };
         let range = ByteRange::new(start + 1, len, Some(self.total()));
-        self.builder(range)
-            .data(&self.content_type, data)
-            .flag(flag)
-            .build()
-            .map(Some)
+        Ok(Some(
+            self.builder(range)
+                .data(&self.content_type, data)
+                .flag(flag)
+                .build()?,
+        ))
     }
 
     /// Starts a streamed chunk of at most `max_body` bytes whose end is announced as
@@ -214,15 +319,12 @@ impl ChunkStream<'_> {
     }
 
     /// The next at most `n` body bytes (empty when this chunk has reached its limit).
-    pub fn next_piece(&mut self, n: usize) -> Bytes {
+    pub fn next_piece(&mut self, n: usize) -> Result<Bytes, SplitError> {
         let len = (self.limit - self.pos).min(n as u64);
-        let piece = self
-            .msg
-            .body
-            .slice(self.pos as usize..(self.pos + len) as usize);
+        let piece = self.msg.body.slice(self.pos, len)?;
         self.pos += len;
         self.msg.sent = self.pos;
-        piece
+        Ok(piece)
     }
 
     /// Bytes of this chunk still to write before its limit.
@@ -307,6 +409,12 @@ impl Sink for MemorySink {
         }
         self.buf[offset as usize..end as usize].copy_from_slice(data);
         Ok(())
+    }
+}
+
+impl<S: Sink + ?Sized> Sink for Box<S> {
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        (**self).write_at(offset, data)
     }
 }
 

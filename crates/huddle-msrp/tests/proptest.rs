@@ -179,7 +179,7 @@ fn interrupted_chunk_resumes() {
     {
         let mut s = msg.stream_chunk(8000).unwrap().unwrap();
         wire.extend_from_slice(&s.head());
-        wire.extend_from_slice(&s.next_piece(3000));
+        wire.extend_from_slice(&s.next_piece(3000).unwrap());
         wire.extend_from_slice(&s.interrupt());
     }
     assert_eq!(msg.sent(), 3000);
