@@ -561,7 +561,9 @@ impl<S: Sink> Incoming<S> {
 }
 
 /// Makes the sink for a new message from its Message-ID and first chunk.
-type SinkFactory<S> = Box<dyn FnMut(&str, &Chunk) -> S + Send>;
+/// It also returns the 0-based half-open ranges the sink already holds (a resumed file
+/// transfer, RFC 5547 §8), so completion counts them.
+type SinkFactory<S> = Box<dyn FnMut(&str, &Chunk) -> (S, Vec<(u64, u64)>) + Send>;
 
 /// Reassembles messages from their chunks, keyed by Message-ID.
 pub struct Reassembler<S = MemorySink> {
@@ -587,7 +589,15 @@ impl Reassembler<MemorySink> {
 
 impl<S: Sink> Reassembler<S> {
     /// Reassembles into sinks made by `new_sink(message_id, first_chunk)`.
-    pub fn with_sink(new_sink: impl FnMut(&str, &Chunk) -> S + Send + 'static) -> Self {
+    pub fn with_sink(mut new_sink: impl FnMut(&str, &Chunk) -> S + Send + 'static) -> Self {
+        Self::with_resumable_sink(move |id, c| (new_sink(id, c), Vec::new()))
+    }
+
+    /// Like [`Reassembler::with_sink`], for sinks that may already hold parts of the
+    /// message (returned as 0-based half-open ranges).
+    pub fn with_resumable_sink(
+        new_sink: impl FnMut(&str, &Chunk) -> (S, Vec<(u64, u64)>) + Send + 'static,
+    ) -> Self {
         Reassembler {
             messages: HashMap::new(),
             new_sink: Box::new(new_sink),
@@ -631,8 +641,12 @@ impl<S: Sink> Reassembler<S> {
             if self.messages.len() >= self.max_messages {
                 return Err(ReassemblyError::TooManyMessages);
             }
-            let sink = (self.new_sink)(id, chunk);
-            self.messages.insert(id.to_owned(), Incoming::new(sink));
+            let (sink, have) = (self.new_sink)(id, chunk);
+            let mut incoming = Incoming::new(sink);
+            for (s, e) in have {
+                incoming.insert(s, e);
+            }
+            self.messages.insert(id.to_owned(), incoming);
         }
         let msg = self.messages.get_mut(id).expect("inserted above");
         if msg.content_type.is_none() {

@@ -317,7 +317,9 @@ impl MsrpChat {
                 MsrpEvent::Closed => self.events.push_back(ChatEvent::DidEnd),
                 MsrpEvent::Refused { .. }
                 | MsrpEvent::Response { .. }
-                | MsrpEvent::MessageAborted { .. } => {}
+                | MsrpEvent::MessageAborted { .. }
+                | MsrpEvent::SendProgress { .. }
+                | MsrpEvent::ReceiveProgress { .. } => {}
             }
         }
     }

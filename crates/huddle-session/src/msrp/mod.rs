@@ -7,6 +7,7 @@
 //!   messages queued before start, sipsimple's notifications).
 
 pub mod chat;
+pub mod file;
 pub mod session;
 
 pub use chat::{ChatEvent, ChatMessage, MsrpChat};

@@ -14,13 +14,35 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use huddle_msrp::split::{OutgoingMessage, Progress, Reassembler};
+use huddle_msrp::split::{BodySource, MemorySink, OutgoingMessage, Progress, Reassembler, Sink};
 use huddle_msrp::{
-    ByteRange, Chunk, DecodeError, Method, MsrpUri, ReportRequest, StatusCode, TransactionId,
+    ByteRange, Chunk, DecodeError, KnownHeader, Method, MsrpUri, ReportRequest, StatusCode,
+    TransactionId,
 };
 
 /// An application-level message id (the MSRP Message-ID).
 pub type MessageId = String;
+
+/// Where an incoming message's bytes go. The default keeps them in memory (bounded by
+/// [`MsrpConfig::max_incoming_message`]); file transfer writes them to a file.
+pub trait IncomingSink: Sink + Send + std::fmt::Debug {
+    /// The message body once complete (empty for sinks that do not hold it).
+    fn into_body(self: Box<Self>) -> Bytes;
+
+    /// 0-based half-open ranges the sink already holds (a resumed file transfer).
+    fn already_have(&self) -> Vec<(u64, u64)> {
+        Vec::new()
+    }
+}
+
+impl IncomingSink for MemorySink {
+    fn into_body(self: Box<Self>) -> Bytes {
+        (*self).into_bytes()
+    }
+}
+
+/// Makes the sink for a new incoming message from its Message-ID and first chunk.
+pub type SinkFactory = Box<dyn FnMut(&str, &Chunk) -> Box<dyn IncomingSink> + Send>;
 
 /// Session settings.
 #[derive(Debug, Clone)]
@@ -143,6 +165,24 @@ pub enum MsrpEvent {
         /// What happened.
         outcome: MessageOutcome,
     },
+    /// Progress of an outgoing message: bytes handed to the transport so far.
+    SendProgress {
+        /// Its Message-ID.
+        message_id: MessageId,
+        /// Bytes sent.
+        sent: u64,
+        /// Its size.
+        total: u64,
+    },
+    /// Progress of an incoming message.
+    ReceiveProgress {
+        /// Its Message-ID.
+        message_id: MessageId,
+        /// Distinct bytes received.
+        received: u64,
+        /// Its size, when announced.
+        total: Option<u64>,
+    },
     /// A chunk the session refused (wrong session, unknown method, ...) and how it was
     /// answered.
     Refused {
@@ -184,7 +224,7 @@ pub struct MsrpSession {
     queue: VecDeque<OutgoingMessage>,
     pending: HashMap<TransactionId, PendingTx>,
     out: HashMap<MessageId, OutState>,
-    reassembler: Reassembler,
+    reassembler: Reassembler<Box<dyn IncomingSink>>,
     transmits: VecDeque<Chunk>,
     events: VecDeque<MsrpEvent>,
     first_chunks: HashMap<MessageId, Box<Chunk>>,
@@ -201,7 +241,9 @@ impl MsrpSession {
             queue: VecDeque::new(),
             pending: HashMap::new(),
             out: HashMap::new(),
-            reassembler: Reassembler::in_memory(max),
+            reassembler: Reassembler::with_sink(move |_, _| {
+                Box::new(MemorySink::new(max)) as Box<dyn IncomingSink>
+            }),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             first_chunks: HashMap::new(),
@@ -215,6 +257,15 @@ impl MsrpSession {
         &self.cfg
     }
 
+    /// Sends incoming messages' bytes to sinks made by `factory` (e.g. files).
+    pub fn set_sink_factory(&mut self, mut factory: SinkFactory) {
+        self.reassembler = Reassembler::with_resumable_sink(move |id, c| {
+            let sink = factory(id, c);
+            let have = sink.already_have();
+            (sink, have)
+        });
+    }
+
     /// The To-Path for chunks we send: the peer's path as the hops after ours.
     /// RFC 4975 §5.3/RFC 4976 §3: our relays (all of our path but our own URI) come first.
     fn to_path(&self) -> Vec<MsrpUri> {
@@ -224,7 +275,7 @@ impl MsrpSession {
         p
     }
 
-    fn from_path(&self) -> Vec<MsrpUri> {
+    fn own_from_path(&self) -> Vec<MsrpUri> {
         self.cfg.local_path.last().cloned().into_iter().collect()
     }
 
@@ -256,9 +307,43 @@ impl MsrpSession {
         if self.shutting_down || self.out.contains_key(message_id) {
             return None;
         }
-        let msg = OutgoingMessage::new(&self.to_path(), &self.from_path(), content_type, body)
+        let msg = OutgoingMessage::new(&self.to_path(), &self.own_from_path(), content_type, body)
             .with_message_id(message_id)
             .with_reports(options.success_report, options.failure_report);
+        self.enqueue(msg, options)
+    }
+
+    /// Queues a message read from `source` as chunks go out (file transfer), starting at
+    /// byte `offset` (0-based; RFC 5547 §8 resumption sends only the missing range), with
+    /// extra headers on every chunk (e.g. Content-Disposition).
+    pub fn send_source(
+        &mut self,
+        message_id: &str,
+        content_type: &str,
+        source: Box<dyn BodySource>,
+        headers: &[(KnownHeader, String)],
+        offset: u64,
+        options: SendOptions,
+    ) -> Option<MessageId> {
+        if self.shutting_down || self.out.contains_key(message_id) {
+            return None;
+        }
+        let mut msg = OutgoingMessage::from_source(
+            &self.to_path(),
+            &self.own_from_path(),
+            content_type,
+            source,
+        )
+        .with_message_id(message_id)
+        .with_reports(options.success_report, options.failure_report);
+        for (h, v) in headers {
+            msg = msg.with_header(*h, v);
+        }
+        msg.resume_at(offset);
+        self.enqueue(msg, options)
+    }
+
+    fn enqueue(&mut self, msg: OutgoingMessage, options: SendOptions) -> Option<MessageId> {
         let id = msg.message_id().to_owned();
         self.out.insert(
             id.clone(),
@@ -382,6 +467,11 @@ impl MsrpSession {
         };
         let id = msg.message_id().to_owned();
         let finished = msg.is_finished();
+        self.events.push_back(MsrpEvent::SendProgress {
+            message_id: id.clone(),
+            sent: msg.sent(),
+            total: msg.total(),
+        });
         if !finished {
             // Round robin between messages.
             self.queue.push_back(msg);
@@ -648,6 +738,8 @@ impl MsrpSession {
         }
         let id = chunk.message_id().unwrap_or_default().to_owned();
         match self.reassembler.feed(&chunk) {
+            // The reassembler hands the sink back with every Complete.
+            Ok((Progress::Complete { .. }, None)) => respond(self, StatusCode::OK),
             Ok((Progress::Complete { total }, Some(sink))) => {
                 respond(self, StatusCode::OK);
                 let first = self
@@ -672,7 +764,7 @@ impl MsrpSession {
                 self.events.push_back(MsrpEvent::Message {
                     message_id: id,
                     content_type,
-                    body: sink.into_bytes(),
+                    body: sink.into_body(),
                     first_chunk: first,
                 });
             }
@@ -682,8 +774,13 @@ impl MsrpSession {
                 self.events
                     .push_back(MsrpEvent::MessageAborted { message_id: id });
             }
-            Ok(_) => {
+            Ok((Progress::Partial { received, total }, _)) => {
                 respond(self, StatusCode::OK);
+                self.events.push_back(MsrpEvent::ReceiveProgress {
+                    message_id: id.clone(),
+                    received,
+                    total,
+                });
                 self.first_chunks.entry(id).or_insert_with(|| {
                     let mut c = chunk.clone();
                     c.body = None;
