@@ -12,3 +12,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 pub mod msrp;
+pub mod jingle;
+pub mod harness;
+pub mod signaling;
