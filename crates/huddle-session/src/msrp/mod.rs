@@ -7,8 +7,10 @@
 //!   messages queued before start, sipsimple's notifications).
 
 pub mod chat;
+pub mod driver;
 pub mod file;
 pub mod session;
+pub mod stream;
 
 pub use chat::{ChatEvent, ChatMessage, MsrpChat};
 pub use session::{
