@@ -13,3 +13,5 @@
 
 pub mod codec;
 pub mod digest;
+pub mod msrp;
+pub mod relay;
