@@ -93,7 +93,10 @@ impl SignalingHub {
     }
 
     fn route(&self, from: &Jid, mut iq: Iq) -> Result<(), SignalingError> {
-        let to = iq.to.clone().ok_or_else(|| SignalingError::NoAddressee(iq.id.clone()))?;
+        let to = iq
+            .to
+            .clone()
+            .ok_or_else(|| SignalingError::NoAddressee(iq.id.clone()))?;
         iq.from = Some(from.clone());
         let mut g = self.lock();
         if !g.inboxes.contains_key(from) {

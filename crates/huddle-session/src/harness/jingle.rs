@@ -81,10 +81,18 @@ impl JingleNode {
         while let Some(e) = self.manager.poll_event() {
             match &e {
                 Event::RequestAcknowledged { sid, action } => {
-                    *self.ledger.outcomes.entry((sid.clone(), *action)).or_default() += 1;
+                    *self
+                        .ledger
+                        .outcomes
+                        .entry((sid.clone(), *action))
+                        .or_default() += 1;
                 }
                 Event::RequestFailed { sid, action, .. } => {
-                    *self.ledger.outcomes.entry((sid.clone(), *action)).or_default() += 1;
+                    *self
+                        .ledger
+                        .outcomes
+                        .entry((sid.clone(), *action))
+                        .or_default() += 1;
                 }
                 _ => {}
             }
@@ -121,7 +129,11 @@ impl Node for JingleNode {
     fn poll_transmit(&mut self, now: Instant) -> Option<(String, Iq)> {
         self.drain();
         let iq = self.manager.poll_transmit(now)?;
-        let to = iq.to.as_ref().map(|j| j.as_str().to_owned()).unwrap_or_default();
+        let to = iq
+            .to
+            .as_ref()
+            .map(|j| j.as_str().to_owned())
+            .unwrap_or_default();
         match iq.kind {
             IqType::Result | IqType::Error => {
                 *self

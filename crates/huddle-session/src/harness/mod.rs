@@ -227,7 +227,14 @@ impl<N: Node> Sim<N> {
                 let at = self.now + self.config.latency + jitter;
                 self.seq += 1;
                 self.queue.push(Reverse((at, self.seq)));
-                self.flights.insert(self.seq, InFlight { from, to: dest, msg });
+                self.flights.insert(
+                    self.seq,
+                    InFlight {
+                        from,
+                        to: dest,
+                        msg,
+                    },
+                );
             }
         }
         Ok(())

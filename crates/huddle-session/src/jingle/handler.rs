@@ -6,8 +6,8 @@
 use std::fmt;
 
 use huddle_jingle::{
-    Action, Content, ErrorType, Jingle, JingleErrorCondition, Reason, ReasonCondition,
-    StanzaError, StanzaErrorCondition,
+    Action, Content, ErrorType, Jingle, JingleErrorCondition, Reason, ReasonCondition, StanzaError,
+    StanzaErrorCondition,
 };
 
 use super::session::Session;
@@ -86,8 +86,7 @@ pub fn base_verdict(session: &Session, jingle: &Jingle) -> Verdict {
     let _ = session;
     match jingle.action {
         Action::SessionInfo => {
-            if jingle.info.is_none() && jingle.contents.is_empty() && jingle.extensions.is_empty()
-            {
+            if jingle.info.is_none() && jingle.contents.is_empty() && jingle.extensions.is_empty() {
                 Verdict::Ack
             } else {
                 Verdict::unsupported_info()

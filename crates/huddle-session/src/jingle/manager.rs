@@ -269,7 +269,10 @@ impl std::fmt::Debug for SessionManager {
         f.debug_struct("SessionManager")
             .field("jid", &self.core.config.jid)
             .field("sessions", &self.sessions.len())
-            .field("handlers", &self.factories.iter().map(|(ns, _)| ns).collect::<Vec<_>>())
+            .field(
+                "handlers",
+                &self.factories.iter().map(|(ns, _)| ns).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -412,7 +415,12 @@ impl Core {
         // RFC 6120 §8.2.3: every IQ-set gets exactly one reply. Requests queued behind
         // the end concern a session that is "no longer live" (XEP-0166 §10):
         // item-not-found + unknown-session.
-        for iq in entry.in_flight.take().into_iter().chain(entry.queue.drain(..)) {
+        for iq in entry
+            .in_flight
+            .take()
+            .into_iter()
+            .chain(entry.queue.drain(..))
+        {
             self.reply_error(&iq, unknown_session());
         }
     }
@@ -449,7 +457,8 @@ impl SessionManager {
     ) -> &mut Self {
         let namespace = namespace.into();
         self.factories.retain(|(ns, _)| *ns != namespace);
-        self.factories.push((namespace, Box::new(factory) as HandlerFactory));
+        self.factories
+            .push((namespace, Box::new(factory) as HandlerFactory));
         self
     }
 
@@ -524,9 +533,10 @@ impl SessionManager {
             && !o.armed
         {
             o.armed = true;
-            self.core
-                .deadlines
-                .push(Reverse((now + self.core.config.reply_timeout, iq.id.clone())));
+            self.core.deadlines.push(Reverse((
+                now + self.core.config.reply_timeout,
+                iq.id.clone(),
+            )));
         }
         Some(iq)
     }
@@ -571,7 +581,12 @@ impl SessionManager {
             self.core.log(Some(&o.sid), || {
                 format!("{} {id} unanswered: ending the session", o.action)
             });
-            self.end_entry(&o.sid, Some(Reason::new(ReasonCondition::Timeout)), false, false);
+            self.end_entry(
+                &o.sid,
+                Some(Reason::new(ReasonCondition::Timeout)),
+                false,
+                false,
+            );
         }
     }
 
@@ -586,10 +601,9 @@ impl SessionManager {
             IqType::Result | IqType::Error => self.handle_reply(iq),
             // XEP-0166 §7.2: every Jingle action is an IQ-set; RFC 6120 §8.2.3 still
             // wants an answer to the get.
-            IqType::Get => self.core.reply_error(
-                &iq,
-                bad_request(Some("Jingle actions are IQ-set".into())),
-            ),
+            IqType::Get => self
+                .core
+                .reply_error(&iq, bad_request(Some("Jingle actions are IQ-set".into()))),
             IqType::Set => self.handle_request(iq),
         }
     }
@@ -641,8 +655,9 @@ impl SessionManager {
 
     fn handle_reply(&mut self, iq: Iq) {
         let Some(o) = self.core.outstanding.remove(&iq.id) else {
-            self.core
-                .log(None, || format!("reply {} matches no request: ignored", iq.id));
+            self.core.log(None, || {
+                format!("reply {} matches no request: ignored", iq.id)
+            });
             return;
         };
         // RFC 6120 §10.1: the reply comes from the entity the request went to.
@@ -697,9 +712,7 @@ impl SessionManager {
                 let mut r = Reason::new(ReasonCondition::GeneralError);
                 r.text = Some(format!(
                     "session-initiate refused: {}",
-                    error
-                        .as_ref()
-                        .map_or("error", |e| e.condition.as_str())
+                    error.as_ref().map_or("error", |e| e.condition.as_str())
                 ));
                 r
             };
@@ -740,8 +753,9 @@ impl SessionManager {
                 self.drive(&sid);
             }
             _ => {
-                self.core
-                    .log(Some(&sid), || format!("{action} for an unknown session or from a wrong sender"));
+                self.core.log(Some(&sid), || {
+                    format!("{action} for an unknown session or from a wrong sender")
+                });
                 self.core.reply_error(&iq, unknown_session());
             }
         }
@@ -772,12 +786,14 @@ impl SessionManager {
                 .tie_break
                 .local_wins(&sid, &self.core.config.jid, &sid, &from)
             {
-                self.core
-                    .log(Some(&sid), || "crossed session-initiate with our sid: ours wins".into());
+                self.core.log(Some(&sid), || {
+                    "crossed session-initiate with our sid: ours wins".into()
+                });
                 return self.core.reply_error(&iq, tie_break());
             }
-            self.core
-                .log(Some(&sid), || "crossed session-initiate with our sid: theirs wins".into());
+            self.core.log(Some(&sid), || {
+                "crossed session-initiate with our sid: theirs wins".into()
+            });
             let mut r = Reason::new(ReasonCondition::AlternativeSession);
             r.alternative_session = Some(sid.clone());
             self.end_entry(&sid, Some(r), true, false);
@@ -785,9 +801,10 @@ impl SessionManager {
         // XEP-0166 §6.2: a session-initiate carries one or more contents; a malformed
         // initiation gets bad-request (§6.3.2).
         if j.contents.is_empty() {
-            return self
-                .core
-                .reply_error(&iq, bad_request(Some("session-initiate without contents".into())));
+            return self.core.reply_error(
+                &iq,
+                bad_request(Some("session-initiate without contents".into())),
+            );
         }
         // XEP-0166 §7.2.10: at least one content has disposition "session", else the
         // responder MUST return bad-request.
@@ -812,12 +829,12 @@ impl SessionManager {
                 if !functionally_equivalent(&e.session.description_types, &descriptions) {
                     continue;
                 }
-                if self
-                    .core
-                    .config
-                    .tie_break
-                    .local_wins(&our_sid, &self.core.config.jid, &sid, &from)
-                {
+                if self.core.config.tie_break.local_wins(
+                    &our_sid,
+                    &self.core.config.jid,
+                    &sid,
+                    &from,
+                ) {
                     // "the party that receives the session-initiate action with the
                     // higher of the two session IDs MUST return a <conflict/> error".
                     self.core.log(Some(&sid), || {
@@ -913,7 +930,8 @@ impl SessionManager {
             self.core.finish(entry, Some(reason), true, false);
             return Ok(());
         }
-        self.core.set_state(&mut entry.session, SessionState::Pending);
+        self.core
+            .set_state(&mut entry.session, SessionState::Pending);
         self.core.events.push_back(Event::Outgoing {
             sid: sid.clone(),
             peer: peer.clone(),
@@ -924,7 +942,11 @@ impl SessionManager {
         j.contents = contents;
         self.core.send_request(&mut entry, j);
         entry.initiate_unanswered = true;
-        self.core.initiating.entry(peer).or_default().push(sid.clone());
+        self.core
+            .initiating
+            .entry(peer)
+            .or_default()
+            .push(sid.clone());
         self.sessions.insert(sid, entry);
         Ok(())
     }
@@ -938,7 +960,8 @@ impl SessionManager {
         })?;
         match entry.handler.accept(&entry.session) {
             Ok(contents) => {
-                self.core.set_state(&mut entry.session, SessionState::Active);
+                self.core
+                    .set_state(&mut entry.session, SessionState::Active);
                 let mut j = Jingle::new(Action::SessionAccept, String::new());
                 // XEP-0166 §7.1: the responder attribute names the responder's full JID.
                 j.responder = Some(self.core.config.jid.clone());
@@ -1007,7 +1030,11 @@ impl SessionManager {
     }
 
     /// Sends a session-info (XEP-0166 §6.8; `None` is a ping). Returns the IQ id.
-    pub fn send_info(&mut self, sid: &str, info: Option<SessionInfo>) -> Result<String, SessionError> {
+    pub fn send_info(
+        &mut self,
+        sid: &str,
+        info: Option<SessionInfo>,
+    ) -> Result<String, SessionError> {
         let mut j = Jingle::new(Action::SessionInfo, sid);
         j.info = info;
         self.send_action(sid, j)
@@ -1135,7 +1162,9 @@ fn process(core: &mut Core, entry: &mut Entry, iq: Iq) -> Flow {
             // once; "the action sent by the initiator MUST overrule the action sent by
             // the responder [...] the initiator MUST return a <conflict/> error".
             if is_tie_break_action(action) && s.pending_action == Some(action) && s.initiator {
-                core.log(Some(&s.sid), || format!("crossed {action}: ours (initiator) wins"));
+                core.log(Some(&s.sid), || {
+                    format!("crossed {action}: ours (initiator) wins")
+                });
                 core.reply_error(&iq, tie_break());
                 return Flow::Continue;
             }

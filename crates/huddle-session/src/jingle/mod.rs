@@ -21,6 +21,8 @@ mod session;
 mod tiebreak;
 
 pub use handler::{ApplicationHandler, BaseHandler, HandlerFactory, Verdict, base_verdict};
-pub use manager::{Config, DEFAULT_REPLY_TIMEOUT, Event, RequestFailure, SessionError, SessionManager};
+pub use manager::{
+    Config, DEFAULT_REPLY_TIMEOUT, Event, RequestFailure, SessionError, SessionManager,
+};
 pub use session::{ConnectionState, Session, SessionState, TIE_BREAK_ACTIONS, is_tie_break_action};
 pub use tiebreak::{TieBreakRule, functionally_equivalent};

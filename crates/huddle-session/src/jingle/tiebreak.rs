@@ -30,10 +30,19 @@ impl TieBreakRule {
     /// Whether our session-initiate (`our_sid`, sent by `our_jid`) overrules the peer's
     /// (`their_sid`, sent by `their_jid`). Never true for both sides of a crossing, so
     /// equal sids cannot leave both parties waiting.
-    pub fn local_wins(self, our_sid: &str, our_jid: &Jid, their_sid: &str, their_jid: &Jid) -> bool {
+    pub fn local_wins(
+        self,
+        our_sid: &str,
+        our_jid: &Jid,
+        their_sid: &str,
+        their_jid: &Jid,
+    ) -> bool {
         // RFC 4790 §9.3 i;octet: compare the octet strings, a shorter prefix first.
         let ord = match our_sid.as_bytes().cmp(their_sid.as_bytes()) {
-            Ordering::Equal => our_jid.as_str().as_bytes().cmp(their_jid.as_str().as_bytes()),
+            Ordering::Equal => our_jid
+                .as_str()
+                .as_bytes()
+                .cmp(their_jid.as_str().as_bytes()),
             o => o,
         };
         match self {
