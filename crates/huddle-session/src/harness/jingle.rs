@@ -45,7 +45,7 @@ impl RequestLedger {
             .into_iter()
             .filter_map(|(k, n)| {
                 let got = self.outcomes.get(&k).copied().unwrap_or(0);
-                (got != n).then(|| (k.0, k.1, n, got))
+                (got != n).then_some((k.0, k.1, n, got))
             })
             .collect();
         v.sort();

@@ -20,7 +20,7 @@ pub enum Verdict {
     Ack,
     /// Acknowledge, then send this action to the peer (its sid is filled in), e.g. a
     /// content-reject answering a content-add.
-    AckAndSend(Jingle),
+    AckAndSend(Box<Jingle>),
     /// Answer with this IQ error.
     Reject(StanzaError),
     /// Decide later: the IQ stays at the head of the session's queue (later actions wait
@@ -93,16 +93,16 @@ pub fn base_verdict(session: &Session, jingle: &Jingle) -> Verdict {
             }
         }
         Action::DescriptionInfo | Action::TransportInfo => Verdict::unsupported_info(),
-        Action::ContentAdd => Verdict::AckAndSend(refusal(
+        Action::ContentAdd => Verdict::AckAndSend(Box::new(refusal(
             Action::ContentReject,
             jingle,
             "content-add is not supported",
-        )),
-        Action::TransportReplace => Verdict::AckAndSend(refusal(
+        ))),
+        Action::TransportReplace => Verdict::AckAndSend(Box::new(refusal(
             Action::TransportReject,
             jingle,
             "transport-replace is not supported",
-        )),
+        ))),
         _ => Verdict::Ack,
     }
 }

@@ -113,7 +113,7 @@ pub enum Event {
         /// The session id.
         sid: String,
         /// The action as received.
-        jingle: Jingle,
+        jingle: Box<Jingle>,
     },
     /// A request we sent was acknowledged with an IQ-result.
     RequestAcknowledged {
@@ -1198,7 +1198,7 @@ fn apply(core: &mut Core, entry: &mut Entry, iq: Iq, verdict: Verdict) -> Flow {
             return Flow::Continue;
         }
         Verdict::Ack => None,
-        Verdict::AckAndSend(j) => Some(j),
+        Verdict::AckAndSend(j) => Some(*j),
     };
     match action {
         // XEP-0166 §5.1: session-initiate → PENDING, session-accept → ACTIVE.
@@ -1216,7 +1216,10 @@ fn apply(core: &mut Core, entry: &mut Entry, iq: Iq, verdict: Verdict) -> Flow {
             transport_types: entry.session.transport_types.clone(),
         });
     } else if let Some(jingle) = iq.jingle {
-        core.events.push_back(Event::Received { sid, jingle });
+        core.events.push_back(Event::Received {
+            sid,
+            jingle: Box::new(jingle),
+        });
     }
     if let Some(j) = follow_up {
         core.send_request(entry, j);
