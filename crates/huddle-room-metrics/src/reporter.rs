@@ -241,6 +241,40 @@ impl RoomClient {
                 );
             }
         }
+        let answer = self.dispatch(req).await?;
+        // Hawk: the server signs its answer; a forged or altered answer is refused.
+        if let (Some(p), ClientAuth::Hawk(creds)) = (&signed, auth)
+            && let Some(sa) = answer.headers.get("server-authorization")
+        {
+            let sa = sa.to_str().map_err(|_| ReportError::ServerSignature)?;
+            p.verify_server_authorization(&creds.key_hex, target, sa)
+                .map_err(|_| ReportError::ServerSignature)?;
+        }
+        Ok(answer)
+    }
+
+    /// Sends one request with an exact body and a ready-made `Authorization` value
+    /// (for replaying or forging requests in tests and conformance runs).
+    pub async fn send_raw_with_authorization(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+        authorization: &str,
+    ) -> Result<Answer, ReportError> {
+        let uri = format!("{}{path}", self.base.to_string().trim_end_matches('/'));
+        let req = Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header(CONTENT_TYPE, content_type)
+            .header(AUTHORIZATION, authorization)
+            .body(Full::new(body))
+            .map_err(|e| ReportError::Config(e.to_string()))?;
+        self.dispatch(req).await
+    }
+
+    async fn dispatch(&self, req: Request<Full<Bytes>>) -> Result<Answer, ReportError> {
         let resp = tokio::time::timeout(self.timeout, self.http.request(req))
             .await
             .map_err(|_| ReportError::Transport("timed out".into()))?
@@ -251,14 +285,6 @@ impl RoomClient {
             .map_err(|_| ReportError::Transport("timed out reading the body".into()))?
             .map_err(|e| ReportError::Transport(e.to_string()))?
             .to_bytes();
-        // Hawk: the server signs its answer; a forged or altered answer is refused.
-        if let (Some(p), ClientAuth::Hawk(creds)) = (&signed, auth)
-            && let Some(sa) = parts.headers.get("server-authorization")
-        {
-            let sa = sa.to_str().map_err(|_| ReportError::ServerSignature)?;
-            p.verify_server_authorization(&creds.key_hex, target, sa)
-                .map_err(|_| ReportError::ServerSignature)?;
-        }
         Ok(Answer {
             status: parts.status.as_u16(),
             headers: parts.headers,
