@@ -49,6 +49,9 @@ pub enum TransportError {
     /// The relay refused (re-)authentication.
     #[error("relay authentication failed: {0}")]
     RelayAuth(#[from] AuthError),
+    /// A relay operation on a transport that is not a relay connection.
+    #[error("not a relay connection")]
+    NoRelay,
     /// A chunk could not be built from the given values.
     #[error("cannot build chunk: {0}")]
     Build(#[from] HeaderError),
@@ -344,6 +347,15 @@ impl MsrpTransport {
 
     async fn read_from_socket(&mut self) -> Result<Chunk, TransportError> {
         loop {
+            if let Some(c) = self.read_or_grant().await? {
+                return Ok(c);
+            }
+        }
+    }
+
+    /// The next chunk from the socket, or `None` when an AUTH response produced a grant.
+    async fn read_or_grant(&mut self) -> Result<Option<Chunk>, TransportError> {
+        loop {
             let timer = self.relay.as_ref().and_then(RelayAuth::poll_timeout);
             let item = tokio::select! {
                 item = self.framed.next() => item,
@@ -377,31 +389,37 @@ impl MsrpTransport {
                 }
                 Some(Ok(Ok(chunk))) => {
                     self.log_frame(Direction::In, &chunk);
-                    if self.relay_consumes(&chunk).await? {
-                        continue;
-                    }
-                    return Ok(chunk);
+                    return match self.relay_consumes(&chunk).await? {
+                        RelayOutcome::NotOurs => Ok(Some(chunk)),
+                        RelayOutcome::Consumed => continue,
+                        RelayOutcome::Granted => Ok(None),
+                    };
                 }
             }
         }
     }
 
-    /// Feeds an AUTH response to the relay state machine; true when it was one.
-    async fn relay_consumes(&mut self, chunk: &Chunk) -> Result<bool, TransportError> {
+    /// Feeds an AUTH response to the relay state machine.
+    async fn relay_consumes(&mut self, chunk: &Chunk) -> Result<RelayOutcome, TransportError> {
         let Some(relay) = self.relay.as_mut() else {
-            return Ok(false);
+            return Ok(RelayOutcome::NotOurs);
         };
         let Some(step) = relay.handle_response(chunk, Instant::now().into_std()) else {
-            return Ok(false);
+            return Ok(RelayOutcome::NotOurs);
         };
         match step? {
-            AuthStep::Send(req) => self.write_chunk(&req).await?,
+            AuthStep::Send(req) => {
+                self.write_chunk(&req).await?;
+                Ok(RelayOutcome::Consumed)
+            }
             // A refresh may bring another Use-Path (Kamailio's sample configuration
             // issues a new one per AUTH); the path already in SDP stays in use, the caller
             // sees the new grant through `take_relay_refreshes`.
-            AuthStep::Granted(g) => self.relay_events.push_back(g),
+            AuthStep::Granted(g) => {
+                self.relay_events.push_back(g);
+                Ok(RelayOutcome::Granted)
+            }
         }
-        Ok(true)
     }
 
     async fn relay_timeout(&mut self) -> Result<(), TransportError> {
@@ -417,25 +435,32 @@ impl MsrpTransport {
     /// Authenticates at the relay this transport is connected to (RFC 4976 §5) and keeps
     /// `auth` attached so later reads refresh the grant. Chunks other than AUTH
     /// responses that arrive meanwhile are kept for [`MsrpTransport::read_chunk`].
-    pub async fn relay_authenticate(
-        &mut self,
-        mut auth: RelayAuth,
-    ) -> Result<Grant, TransportError> {
-        let first = auth.start(Instant::now().into_std())?;
+    pub async fn relay_authenticate(&mut self, auth: RelayAuth) -> Result<Grant, TransportError> {
         self.relay = Some(auth);
+        let g = self.relay_refresh().await?;
+        // RFC 4976 §6.1: requests go through our relay first: its Use-Path leads our
+        // To-Path and our `a=path`.
+        self.relay_path = g.use_path.clone();
+        Ok(g)
+    }
+
+    /// Re-authenticates now (the caller-driven form of the refresh that reads do when
+    /// the grant is due) and waits for the new grant. The session keeps the Use-Path it
+    /// was bound with; the new grant is returned (and not queued for
+    /// [`MsrpTransport::take_relay_refreshes`]).
+    pub async fn relay_refresh(&mut self) -> Result<Grant, TransportError> {
+        let relay = self.relay.as_mut().ok_or(TransportError::NoRelay)?;
+        let first = relay.start(Instant::now().into_std())?;
         self.write_chunk(&first).await?;
         let before = self.relay_events.len();
         let mut early = VecDeque::new();
         let result = loop {
             if self.relay_events.len() > before {
-                let g = self.relay_events.pop_back().expect("checked the length");
-                // RFC 4976 §6.1: requests go through our relay first: its Use-Path
-                // leads our To-Path and our `a=path`.
-                self.relay_path = g.use_path.clone();
-                break Ok(g);
+                break Ok(self.relay_events.pop_back().expect("checked the length"));
             }
-            match self.read_from_socket().await {
-                Ok(c) => early.push_back(c),
+            match self.read_or_grant().await {
+                Ok(Some(c)) => early.push_back(c),
+                Ok(None) => {}
                 Err(e) => break Err(e),
             }
         };
@@ -550,6 +575,12 @@ async fn sleep_until_opt(t: Option<std::time::Instant>) {
         Some(t) => tokio::time::sleep_until(Instant::from_std(t)).await,
         None => std::future::pending().await,
     }
+}
+
+enum RelayOutcome {
+    NotOurs,
+    Consumed,
+    Granted,
 }
 
 trait BodyLen {
