@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
+mod jingle_oracle;
 mod kamailio;
 mod msrp_vectors;
 pub(crate) mod pcap;
@@ -99,6 +100,7 @@ pub(crate) const SUITES: &[(&str, Suite)] = &[
     ("tshark-msrp", tshark::run),
     ("jingle-xep-vectors", crate::jingle::xep_vectors_suite),
     ("jingle-stanza-vectors", crate::jingle::stanza_vectors_suite),
+    ("jingle-oracle", jingle_oracle::run),
 ];
 
 /// Runs the suites named in `only` (all when empty), prints the table, fails if any
