@@ -14,4 +14,5 @@
 pub mod codec;
 pub mod digest;
 pub mod msrp;
+pub mod mux;
 pub mod relay;
