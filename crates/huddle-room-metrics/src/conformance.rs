@@ -577,11 +577,7 @@ async fn run_contract(
                     r = Err("no roomConnectionId kept".into());
                 }
                 for f in want["log_fields"].as_array().into_iter().flatten() {
-                    let key = match f.as_str().unwrap_or("") {
-                        "sendStreams" => "sendStreams",
-                        "recvStreams" => "recvStreams",
-                        other => other,
-                    };
+                    let key = f.as_str().unwrap_or("");
                     if last.get(key).is_none() {
                         r = Err(format!("field {key} not kept"));
                     }

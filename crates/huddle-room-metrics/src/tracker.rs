@@ -7,7 +7,7 @@
 //!
 //! The tracker has no clock and does no I/O: feed it [`RoomEvent`]s with
 //! [`Tracker::handle`], post each returned [`StatusUpdate`] (for example through
-//! [`crate::reporter::Reporter::status`]).
+//! [`crate::reporter::ReporterHandle::status`]).
 //!
 //! # Adapting another event source
 //! The input is deliberately the smallest thing a session layer knows: "a connection
