@@ -23,6 +23,8 @@ mod jingle;
 mod layering;
 #[cfg(feature = "crates")]
 mod msrp;
+#[cfg(feature = "crates")]
+mod room_metrics;
 mod util;
 
 #[derive(Debug, Parser)]

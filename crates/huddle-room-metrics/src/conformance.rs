@@ -650,3 +650,29 @@ async fn run_contract(
     ));
     Ok(())
 }
+
+/// [`status_contract`] on its own runtime over a fresh embedded store in a temporary
+/// directory (for callers without tokio, such as `cargo xtask conformance`).
+pub fn status_contract_embedded(path: &Path) -> Result<Vec<CaseResult>, ConformanceError> {
+    let io = |source: std::io::Error| ConformanceError::Read {
+        path: "runtime".into(),
+        source,
+    };
+    let dir = std::env::temp_dir().join(format!("huddle-rooms-contract-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(io)?;
+    let result = rt.block_on(async {
+        let store = crate::store::EmbeddedStore::open(&dir).map_err(|e| ConformanceError::Shape {
+            path: dir.display().to_string(),
+            why: e.to_string(),
+        })?;
+        status_contract(path, Arc::new(store)).await
+    });
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
