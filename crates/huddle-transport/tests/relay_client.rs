@@ -121,7 +121,7 @@ async fn relay(script: Script) -> (MsrpUri, mpsc::UnboundedReceiver<Seen>) {
                     && resp.status_code() == Some(StatusCode::OK)
                 {
                     let client = req.from_path().unwrap();
-                    let marker = ChunkBuilder::send(&client, &[me2.clone()])
+                    let marker = ChunkBuilder::send(&client, std::slice::from_ref(&me2))
                         .data("text/plain", &b"refreshed"[..])
                         .build()
                         .unwrap();
