@@ -16,3 +16,4 @@ pub mod digest;
 pub mod msrp;
 pub mod mux;
 pub mod relay;
+pub mod streams;
