@@ -20,6 +20,8 @@ use crate::metrics::{MetricsEvent, RoomMetrics};
 const KV: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("kv");
 /// Nonces remembered at once; beyond this (all inside their window) new ones are refused.
 const MAX_NONCES: usize = 1 << 20;
+/// Hawk sessions kept at most (a registration flood gets 503s beyond this).
+const MAX_HAWK_SESSIONS: usize = 1 << 20;
 /// Batches merged into one redb transaction at most.
 const MAX_GROUP: usize = 4096;
 
@@ -226,10 +228,14 @@ fn commit(db: &Database, group: &[Batch]) -> Result<(), StoreError> {
 impl Store for EmbeddedStore {
     async fn set_hawk_session(&self, id_hmac: &str, key_hex: &str) -> Result<(), StoreError> {
         self.mutate(|st, ops| {
+            if st.hawk.len() >= MAX_HAWK_SESSIONS && !st.hawk.contains_key(id_hmac) {
+                return Err(StoreError::Overloaded("hawk sessions"));
+            }
             st.hawk.insert(id_hmac.into(), key_hex.into());
             ops.push(Op::Put(k_hawk(id_hmac), json(&key_hex)));
+            Ok(())
         })
-        .await
+        .await?
     }
 
     async fn hawk_session(&self, id_hmac: &str) -> Result<Option<String>, StoreError> {
