@@ -11,6 +11,7 @@ use anyhow::{Result, bail};
 
 mod jingle_oracle;
 mod kamailio;
+mod kamailio_relay_client;
 mod msrp_vectors;
 pub(crate) mod pcap;
 mod tshark;
@@ -97,6 +98,7 @@ pub(crate) type Suite = fn(&Ctx) -> SuiteResult;
 pub(crate) const SUITES: &[(&str, Suite)] = &[
     ("msrp-rfc-vectors", msrp_vectors::run),
     ("kamailio-transcript", kamailio::run),
+    ("kamailio-relay-client", kamailio_relay_client::run),
     ("tshark-msrp", tshark::run),
     ("jingle-xep-vectors", crate::jingle::xep_vectors_suite),
     ("jingle-stanza-vectors", crate::jingle::stanza_vectors_suite),
