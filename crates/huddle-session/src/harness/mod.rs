@@ -7,6 +7,7 @@
 //! spans minutes of protocol timeouts runs in microseconds and replays identically for
 //! a given seed. [`JingleNode`] adapts a Jingle [`SessionManager`](crate::jingle::SessionManager).
 
+mod fuzz;
 mod jingle;
 
 use std::cmp::Reverse;
@@ -18,6 +19,7 @@ use thiserror::Error;
 
 use crate::jingle::ids::IdGen;
 
+pub use fuzz::session_inputs;
 pub use jingle::{JingleNode, RequestLedger};
 
 /// A sans-IO endpoint the harness can drive.
