@@ -118,6 +118,8 @@ async fn accept_loop(
             // Out of descriptors and the like: keep serving the sessions we have.
             Err(e) => {
                 tracing::warn!(target: super::trafficlog::TRAFFIC_TARGET, error = %e, "accept failed");
+                // Errors such as EMFILE persist for a while: do not spin on them.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };

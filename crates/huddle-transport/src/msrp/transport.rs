@@ -479,8 +479,18 @@ impl MsrpTransport {
         self.write_chunk(request).await?;
         let deadline = Instant::now() + timeout;
         let mut early = VecDeque::new();
+        // The response may already have been read while waiting for something else.
+        let queued = self
+            .pending
+            .iter()
+            .position(|c| c.status_code().is_some() && c.transaction_id == request.transaction_id);
+        let mut queued = queued.and_then(|i| self.pending.remove(i));
         let result = loop {
-            match tokio::time::timeout_at(deadline, self.read_from_socket()).await {
+            let next = match queued.take() {
+                Some(c) => Ok(Ok(c)),
+                None => tokio::time::timeout_at(deadline, self.read_from_socket()).await,
+            };
+            match next {
                 Err(_) => break Err(TransportError::Timeout),
                 Ok(Err(e)) => break Err(e),
                 Ok(Ok(c))
