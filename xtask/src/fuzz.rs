@@ -19,20 +19,46 @@ pub(crate) const SMOKE_SECONDS: u64 = 30;
 /// Seed directories (the vector files) for targets that read MSRP byte streams.
 const MSRP_SEEDS: &str = "crates/huddle-msrp/tests/vectors";
 
-/// The fuzz targets: every `fuzz/fuzz_targets/*.rs`, sorted.
+/// The fuzz targets: the `[[bin]]`s of `fuzz/Cargo.toml`, sorted. Every bin must have its
+/// file and every `fuzz/fuzz_targets/*.rs` its bin, so a target is never silently left out.
 pub(crate) fn targets(root: &Path) -> Result<Vec<String>> {
+    let manifest = root.join("fuzz/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    let doc: toml::Value =
+        toml::from_str(&text).with_context(|| format!("parsing {}", manifest.display()))?;
+    let mut bins = Vec::new();
+    for bin in doc
+        .get("bin")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = bin
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .context("a [[bin]] without a name")?;
+        let path = bin
+            .get("path")
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default();
+        if !root.join("fuzz").join(path).is_file() {
+            bail!("fuzz target {name}: {path:?} does not exist (fuzz/Cargo.toml lists it)");
+        }
+        bins.push(name.to_owned());
+    }
     let dir = root.join("fuzz/fuzz_targets");
-    let mut out = Vec::new();
     for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         let p = e?.path();
         if p.extension().is_some_and(|x| x == "rs")
             && let Some(stem) = p.file_stem()
+            && !bins.iter().any(|b| b.as_str() == stem)
         {
-            out.push(stem.to_string_lossy().into_owned());
+            bail!("{} has no [[bin]] entry in fuzz/Cargo.toml", p.display());
         }
     }
-    out.sort();
-    Ok(out)
+    bins.sort();
+    Ok(bins)
 }
 
 fn cargo_fuzz(root: &Path) -> Command {
@@ -120,4 +146,19 @@ pub(crate) fn run_fuzz(root: &Path, target: Option<&str>, seconds: u64) -> Resul
         chosen.join(", ")
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every fuzz target file has its `[[bin]]` and every bin its file.
+    #[test]
+    fn fuzz_targets_and_bins_agree() {
+        let targets = super::targets(&crate::workspace_root()).unwrap_or_else(|e| panic!("{e:#}"));
+        for t in ["msrp_decode", "msrp_split", "msrp_roundtrip"] {
+            assert!(
+                targets.iter().any(|x| x == t),
+                "{t} missing from {targets:?}"
+            );
+        }
+    }
 }
