@@ -1,0 +1,257 @@
+//! Inbound Jingle actions through the sans-IO `SessionManager` of huddle-session, side by
+//! side with jingle.js (jingle@3.0.3 `SessionManager` + jingle-session@2.0.3) in node on
+//! the same action mix, and the memory of an idle session at 100k sessions.
+//!
+//! The mix, per session: session-initiate, 2 × transport-info, session-info (a ping),
+//! content-modify, session-terminate: 6 inbound actions, each acknowledged by a handler
+//! that accepts everything (jingle.js: a session subclass that calls back at once). Both
+//! sides drain every reply (huddle: `poll_transmit`, `poll_event`; jingle.js: the `send`
+//! events). huddle is measured on typed IQs (parse excluded: jingle.js also gets parsed
+//! JSON objects) and on XML bytes (`handle_xml`: parse included).
+//!
+//! jingle.js is installed with npm into `target/huddle-bench/node-scratch` on first use;
+//! without node or npm its column says why.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion};
+use huddle_bench::{MIN_MEASURE, Table, measure, timed};
+use huddle_jingle::{
+    Action, Content, Creator, Description, Element, Iq, Jid, Jingle, Reason, ReasonCondition,
+    Senders, Transport,
+};
+use huddle_session::jingle::{ApplicationHandler, Config, Session, SessionManager, Verdict};
+
+const ME: &str = "me@example.com/res";
+const PEER: &str = "peer@example.com/res";
+/// Sessions per measured batch (6 actions each).
+const SESSIONS: usize = 2000;
+/// Sessions for the memory measurement.
+const IDLE: usize = 100_000;
+
+#[derive(Debug)]
+struct AcceptAll;
+
+impl ApplicationHandler for AcceptAll {
+    fn on_action(&mut self, _: &Session, _: &Jingle) -> Verdict {
+        Verdict::Ack
+    }
+}
+
+fn manager() -> SessionManager {
+    let mut c = Config::new(Jid::new(ME).expect("jid"));
+    c.seed = Some(1);
+    let mut m = SessionManager::new(c);
+    m.register("test", |_| Box::new(AcceptAll));
+    m
+}
+
+fn content() -> Content {
+    let mut c = Content::new(Creator::Initiator, "c1");
+    c.description = Some(Description::Raw(Element::new("description", "test")));
+    c.transport = Some(Transport::Raw(Element::new("transport", "test")));
+    c
+}
+
+fn iq(sid: &str, n: usize, j: Jingle) -> Iq {
+    let mut iq = Iq::set(format!("{sid}-{n}"), j);
+    iq.from = Some(Jid::new(PEER).expect("jid"));
+    iq.to = Some(Jid::new(ME).expect("jid"));
+    iq
+}
+
+/// One batch of the mix: `SESSIONS` sessions × 6 actions, sids unique per `round`.
+fn mix(round: u64) -> Vec<Iq> {
+    let mut out = Vec::with_capacity(SESSIONS * 6);
+    for i in 0..SESSIONS {
+        let sid = format!("r{round}s{i}");
+        let with = |action, contents: Vec<Content>| {
+            let mut j = Jingle::new(action, sid.clone());
+            j.contents = contents;
+            j
+        };
+        let mut modify = Content::new(Creator::Initiator, "c1");
+        modify.senders = Senders::Initiator;
+        let mut term = Jingle::new(Action::SessionTerminate, sid.clone());
+        term.reason = Some(Reason::new(ReasonCondition::Success));
+        out.push(iq(&sid, 0, with(Action::SessionInitiate, vec![content()])));
+        out.push(iq(&sid, 1, with(Action::TransportInfo, vec![content()])));
+        out.push(iq(&sid, 2, with(Action::TransportInfo, vec![content()])));
+        out.push(iq(&sid, 3, with(Action::SessionInfo, vec![])));
+        out.push(iq(&sid, 4, with(Action::ContentModify, vec![modify])));
+        out.push(iq(&sid, 5, term));
+    }
+    out
+}
+
+fn drain(m: &mut SessionManager, now: Instant) -> u64 {
+    let mut replies = 0;
+    while let Some(t) = m.poll_transmit(now) {
+        replies += u64::from(t.jingle.is_none());
+        black_box(t);
+    }
+    while let Some(e) = m.poll_event() {
+        black_box(e);
+    }
+    replies
+}
+
+fn typed_batch(m: &mut SessionManager, round: &mut u64) -> (Duration, u64) {
+    *round += 1;
+    let batch = mix(*round);
+    let n = batch.len() as u64;
+    let now = Instant::now();
+    let (t, replies) = timed(|| {
+        let mut replies = 0;
+        for iq in batch {
+            m.handle_iq(iq, now);
+            replies += drain(m, now);
+        }
+        replies
+    });
+    assert_eq!(replies, n, "every action answered");
+    (t, n)
+}
+
+fn xml_batch(m: &mut SessionManager, round: &mut u64) -> (Duration, u64) {
+    *round += 1;
+    let batch: Vec<String> = mix(*round).iter().map(Iq::to_xml).collect();
+    let n = batch.len() as u64;
+    let now = Instant::now();
+    let (t, replies) = timed(|| {
+        let mut replies = 0;
+        for x in &batch {
+            m.handle_xml(x.as_bytes(), now).expect("valid");
+            replies += drain(m, now);
+        }
+        replies
+    });
+    assert_eq!(replies, n, "every action answered");
+    (t, n)
+}
+
+fn rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Bytes per idle (pending, acknowledged) session with `IDLE` sessions live.
+fn idle_memory() -> Option<f64> {
+    let now = Instant::now();
+    let batch: Vec<Iq> = (0..IDLE)
+        .map(|i| {
+            let mut j = Jingle::new(Action::SessionInitiate, format!("idle{i}"));
+            j.contents = vec![content()];
+            iq(&format!("idle{i}"), 0, j)
+        })
+        .collect();
+    let mut m = manager();
+    let before = rss_bytes()?;
+    for iq in batch {
+        m.handle_iq(iq, now);
+        drain(&mut m, now);
+    }
+    let after = rss_bytes()?;
+    assert_eq!(m.len(), IDLE);
+    let per = (after.saturating_sub(before)) as f64 / IDLE as f64;
+    black_box(&m);
+    Some(per)
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+/// Runs the node side; `Err` says why it could not.
+fn jinglejs() -> Result<f64, String> {
+    let scratch = target_dir().join("huddle-bench/node-scratch");
+    let modules = scratch.join("node_modules");
+    if !modules.join("jingle/package.json").is_file() {
+        std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+        let st = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&scratch)
+            .args(["jingle@3.0.3", "jingle-session@2.0.3"])
+            .status()
+            .map_err(|e| format!("npm: {e}"))?;
+        if !st.success() {
+            return Err(format!("npm install failed ({st})"));
+        }
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node/session-bench.js");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(SESSIONS.to_string())
+        .arg("3000")
+        .env("NODE_MODULES_DIR", &modules)
+        .output()
+        .map_err(|e| format!("node: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("actions_per_sec "))
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| format!("node printed no result ({}): {}", out.status, String::from_utf8_lossy(&out.stderr)))
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    {
+        let mut g = c.benchmark_group("session");
+        g.bench_function("huddle typed mix batch", |b| {
+            let mut m = manager();
+            let mut round = 1_000_000;
+            b.iter_batched(
+                || {
+                    round += 1;
+                    mix(round)
+                },
+                |batch| {
+                    let now = Instant::now();
+                    for iq in batch {
+                        m.handle_iq(iq, now);
+                        drain(&mut m, now);
+                    }
+                },
+                BatchSize::LargeInput,
+            )
+        });
+        g.finish();
+    }
+    c.final_summary();
+
+    let mut m = manager();
+    let mut round = 0;
+    let typed = 1e9 / measure(MIN_MEASURE * 2, || typed_batch(&mut m, &mut round));
+    let xml = 1e9 / measure(MIN_MEASURE * 2, || xml_batch(&mut m, &mut round));
+    let js = jinglejs();
+    let memory = idle_memory();
+
+    let mut t = Table::new("session", &["case", "huddle actions/s", "jingle.js actions/s", "ratio"]);
+    let fmt = |x: f64| format!("{x:.0}");
+    for (case, h) in [("typed IQs (parse excluded)", typed), ("XML (parse included)", xml)] {
+        match &js {
+            Ok(j) => t.row(vec![case.into(), fmt(h), fmt(*j), format!("{:.1}x", h / j)]),
+            Err(_) => t.row(vec![case.into(), fmt(h), "n/a".into(), "n/a".into()]),
+        }
+    }
+    if let Err(why) = &js {
+        t.notes.push(format!("jingle.js not measured: {why}"));
+    }
+    t.notes.push(match memory {
+        Some(b) => format!("idle session memory: {b:.0} bytes/session (RSS growth with {IDLE} pending sessions)"),
+        None => "idle session memory: /proc/self/statm unavailable".into(),
+    });
+    t.notes.push(
+        "mix per session: session-initiate, 2 x transport-info, session-info ping, content-modify, \
+         session-terminate; every action acknowledged. ratio = huddle / jingle.js (jingle.js gets \
+         parsed JSON objects). Goal: >= 20x."
+            .into(),
+    );
+    t.publish();
+}
