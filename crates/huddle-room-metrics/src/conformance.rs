@@ -666,10 +666,11 @@ pub fn status_contract_embedded(path: &Path) -> Result<Vec<CaseResult>, Conforma
         .build()
         .map_err(io)?;
     let result = rt.block_on(async {
-        let store = crate::store::EmbeddedStore::open(&dir).map_err(|e| ConformanceError::Shape {
-            path: dir.display().to_string(),
-            why: e.to_string(),
-        })?;
+        let store =
+            crate::store::EmbeddedStore::open(&dir).map_err(|e| ConformanceError::Shape {
+                path: dir.display().to_string(),
+                why: e.to_string(),
+            })?;
         status_contract(path, Arc::new(store)).await
     });
     drop(rt);

@@ -4,8 +4,10 @@
 //!
 //! Metrics are folded with optimistic transactions (`WATCH` / `MULTI` / `EXEC`) on a
 //! connection taken from a small pool, so two instances never lose each other's updates;
-//! inside one instance, updates of one room are serialized first so they do not conflict.
+//! inside one instance, updates of one room are queued and folded in groups, one
+//! transaction per group, so they neither conflict nor wait for each other's round trips.
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
@@ -28,8 +30,15 @@ pub struct RedisStore {
     con: MultiplexedConnection,
     pool: Mutex<Vec<MultiplexedConnection>>,
     shards: Vec<tokio::sync::Mutex<()>>,
+    pending: Mutex<HashMap<String, Vec<PendingEvent>>>,
     prefix: String,
 }
+
+type PendingEvent = (
+    MetricsEvent,
+    u64,
+    tokio::sync::oneshot::Sender<Result<(), String>>,
+);
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,6 +60,7 @@ impl RedisStore {
             shards: (0..LOCK_SHARDS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            pending: Mutex::new(HashMap::new()),
             prefix: prefix.to_owned(),
         })
     }
@@ -78,6 +88,38 @@ impl RedisStore {
         if pool.len() < POOL_MAX {
             pool.push(c);
         }
+    }
+
+    /// Folds `events` into the room's metrics in one WATCH/MULTI/EXEC transaction,
+    /// retried while another client changes the key in between.
+    async fn fold_metrics(
+        &self,
+        token: &str,
+        events: &[(&MetricsEvent, u64)],
+    ) -> Result<(), StoreError> {
+        let key = self.key(&["roommetrics", token]);
+        let index = self.key(&["roommetrics"]);
+        let mut con = self.take_dedicated().await?;
+        for _ in 0..WATCH_RETRIES {
+            let () = redis::cmd("WATCH").arg(&key).query_async(&mut con).await?;
+            let cur: Option<String> = con.get(&key).await?;
+            let mut m = decode::<RoomMetrics>(cur)?.unwrap_or_else(|| RoomMetrics::new(token));
+            for (event, now_ms) in events {
+                m.apply(event, *now_ms);
+            }
+            // EXEC answers nil when another client changed the key since WATCH.
+            let done: Option<(String, u64)> = redis::pipe()
+                .atomic()
+                .set(&key, serde_json::to_string(&m)?)
+                .sadd(&index, token)
+                .query_async(&mut con)
+                .await?;
+            if done.is_some() {
+                self.give_back(con);
+                return Ok(());
+            }
+        }
+        Err(StoreError::Contention(key))
     }
 
     fn shard(&self, token: &str) -> &tokio::sync::Mutex<()> {
@@ -305,28 +347,40 @@ impl Store for RedisStore {
         event: &MetricsEvent,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let _serial = self.shard(token).lock().await;
-        let key = self.key(&["roommetrics", token]);
-        let index = self.key(&["roommetrics"]);
-        let mut con = self.take_dedicated().await?;
-        for _ in 0..WATCH_RETRIES {
-            let () = redis::cmd("WATCH").arg(&key).query_async(&mut con).await?;
-            let cur: Option<String> = con.get(&key).await?;
-            let mut m = decode::<RoomMetrics>(cur)?.unwrap_or_else(|| RoomMetrics::new(token));
-            m.apply(event, now_ms);
-            // EXEC answers nil when another client changed the key since WATCH.
-            let done: Option<(String, u64)> = redis::pipe()
-                .atomic()
-                .set(&key, serde_json::to_string(&m)?)
-                .sadd(&index, token)
-                .query_async(&mut con)
-                .await?;
-            if done.is_some() {
-                self.give_back(con);
-                return Ok(());
+        // Group commit per room: queue the event, then whoever holds the room's lock folds
+        // every queued event of that room in one optimistic transaction.
+        let (done, rx) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .expect("pending lock")
+            .entry(token.to_owned())
+            .or_default()
+            .push((event.clone(), now_ms, done));
+        {
+            let _serial = self.shard(token).lock().await;
+            let batch = self
+                .pending
+                .lock()
+                .expect("pending lock")
+                .remove(token)
+                .unwrap_or_default();
+            if !batch.is_empty() {
+                let events: Vec<(&MetricsEvent, u64)> =
+                    batch.iter().map(|(e, t, _)| (e, *t)).collect();
+                let result = self
+                    .fold_metrics(token, &events)
+                    .await
+                    .map_err(|e| e.to_string());
+                for (_, _, done) in batch {
+                    let _ = done.send(result.clone());
+                }
             }
         }
-        Err(StoreError::Contention(key))
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Contention(e)),
+            Err(_) => Err(StoreError::Contention("metrics batch dropped".into())),
+        }
     }
 
     async fn room_metrics(&self, token: &str) -> Result<Option<RoomMetrics>, StoreError> {
