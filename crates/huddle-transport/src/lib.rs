@@ -13,6 +13,7 @@
 
 pub mod codec;
 pub mod digest;
+pub mod message;
 pub mod msrp;
 pub mod mux;
 pub mod relay;

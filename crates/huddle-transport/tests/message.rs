@@ -1,0 +1,666 @@
+//! Message mode: the frame codec and the host/participant state machines through a
+//! deterministic harness (simulated clock, in-order links with latency, a step bound).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use huddle_transport::message::frame::{self, Frame, FrameError, MAX_PAYLOAD};
+use huddle_transport::message::{
+    Config, Host, HostEvent, LeaveReason, LinkId, Participant, ParticipantEvent, ParticipantId,
+    Recipient, RejectReason, SendError, SessionEnd,
+};
+use proptest::prelude::*;
+
+struct Peer {
+    p: Participant,
+    link: LinkId,
+    /// Bytes in flight: participant to host, host to participant.
+    up: VecDeque<(Instant, Bytes)>,
+    down: VecDeque<(Instant, Bytes)>,
+    up_buf: BytesMut,
+    down_buf: BytesMut,
+    events: Vec<ParticipantEvent>,
+    /// A hung participant: sends nothing, reads nothing.
+    frozen: bool,
+    /// Writes its transport saw (to show batching).
+    writes: usize,
+}
+
+struct Sim {
+    now: Instant,
+    host: Host,
+    host_events: Vec<HostEvent>,
+    peers: Vec<Peer>,
+    latency: Duration,
+    steps: usize,
+}
+
+impl Sim {
+    fn new(config: Config, names: &[&str]) -> Self {
+        let now = Instant::now();
+        let mut host = Host::new("owner", config.clone()).expect("host");
+        let mut peers = Vec::new();
+        for n in names {
+            host.invite(n);
+            let link = host.add_link(now);
+            peers.push(Peer {
+                p: Participant::new(n, &config, now).expect("participant"),
+                link,
+                up: VecDeque::new(),
+                down: VecDeque::new(),
+                up_buf: BytesMut::new(),
+                down_buf: BytesMut::new(),
+                events: Vec::new(),
+                frozen: false,
+                writes: 0,
+            });
+        }
+        Sim {
+            now,
+            host,
+            host_events: Vec::new(),
+            peers,
+            latency: Duration::from_millis(10),
+            steps: 0,
+        }
+    }
+
+    fn step(&mut self) {
+        self.steps += 1;
+        assert!(self.steps < 100_000, "step bound exceeded");
+        let (now, lat) = (self.now, self.latency);
+        for peer in &mut self.peers {
+            if !peer.frozen
+                && let Some(b) = peer.p.poll_transmit()
+            {
+                peer.writes += 1;
+                peer.up.push_back((now + lat, b));
+            }
+            if let Some(b) = self.host.poll_transmit(peer.link) {
+                peer.down.push_back((now + lat, b));
+            }
+        }
+        let mut next = now + Duration::from_secs(1);
+        for peer in &self.peers {
+            // A frozen participant's incoming bytes wait forever: not an event.
+            let down = (!peer.frozen).then_some(&peer.down);
+            for q in [Some(&peer.up), down].into_iter().flatten() {
+                if let Some((t, _)) = q.front() {
+                    next = next.min(*t);
+                }
+            }
+            if let Some(t) = peer.p.poll_timeout().filter(|_| !peer.frozen) {
+                next = next.min(t);
+            }
+            if let Some(t) = self.host.poll_timeout(peer.link) {
+                next = next.min(t);
+            }
+        }
+        self.now = next.max(now);
+        let now = self.now;
+        for peer in &mut self.peers {
+            while peer.up.front().is_some_and(|(t, _)| *t <= now) {
+                let (_, b) = peer.up.pop_front().expect("front");
+                peer.up_buf.extend_from_slice(&b);
+                let _ = self.host.handle_input(peer.link, &mut peer.up_buf, now);
+            }
+            while !peer.frozen && peer.down.front().is_some_and(|(t, _)| *t <= now) {
+                let (_, b) = peer.down.pop_front().expect("front");
+                peer.down_buf.extend_from_slice(&b);
+                let _ = peer.p.handle_input(&mut peer.down_buf, now);
+            }
+            if !peer.frozen && peer.p.poll_timeout().is_some_and(|t| t <= now) {
+                peer.p.handle_timeout(now);
+            }
+            if self.host.poll_timeout(peer.link).is_some_and(|t| t <= now) {
+                self.host.handle_timeout(peer.link, now);
+            }
+            while let Some(e) = peer.p.poll_event() {
+                peer.events.push(e);
+            }
+        }
+        while self.host.poll_dirty().is_some() {}
+        while let Some(e) = self.host.poll_event() {
+            self.host_events.push(e);
+        }
+    }
+
+    fn run_until(&mut self, mut done: impl FnMut(&Sim) -> bool) {
+        let start = self.steps;
+        while !done(self) {
+            assert!(
+                self.steps - start < 20_000,
+                "condition not reached within the step bound"
+            );
+            self.step();
+        }
+    }
+
+    fn join_all(&mut self) {
+        self.run_until(|s| s.peers.iter().all(|p| p.p.me().is_some()));
+        // Let the JOINED announcements land too.
+        for _ in 0..10 {
+            self.step();
+        }
+    }
+}
+
+fn messages(events: &[ParticipantEvent]) -> Vec<(ParticipantId, bool, Bytes)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ParticipantEvent::Message {
+                from,
+                to_all,
+                payload,
+            } => Some((*from, *to_all, payload.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn participants_join_and_see_the_list_and_its_changes() {
+    let mut sim = Sim::new(Config::default(), &["alice", "bob", "carol"]);
+    sim.join_all();
+    let names: Vec<String> = sim
+        .host
+        .participants()
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(names, ["owner", "alice", "bob", "carol"]);
+    for peer in &sim.peers {
+        let mut seen: Vec<&str> = peer.p.participants().map(|(_, n)| n).collect();
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            ["alice", "bob", "carol", "owner"],
+            "everyone knows everyone"
+        );
+    }
+    // Bob leaves; Carol is ejected.
+    let bob = sim.peers[1].p.me().expect("bob");
+    let carol = sim.peers[2].p.me().expect("carol");
+    sim.peers[1].p.leave();
+    sim.run_until(|s| {
+        s.peers[0]
+            .events
+            .contains(&ParticipantEvent::Left(bob, LeaveReason::Left))
+    });
+    sim.host.eject(carol).expect("eject");
+    sim.run_until(|s| {
+        s.peers[0]
+            .events
+            .contains(&ParticipantEvent::Ejected(carol))
+    });
+    sim.run_until(|s| s.peers[2].p.ended().is_some());
+    assert_eq!(sim.peers[2].p.ended(), Some(&SessionEnd::Ejected));
+    assert!(
+        sim.host_events
+            .contains(&HostEvent::Left(bob, LeaveReason::Left))
+    );
+    let left: Vec<&str> = sim.peers[0].p.participants().map(|(_, n)| n).collect();
+    assert_eq!(left, ["owner", "alice"]);
+    assert!(
+        sim.peers[0]
+            .events
+            .iter()
+            .any(|e| matches!(e, ParticipantEvent::Joined(_, n) if n == "carol"))
+    );
+    // An ejected name cannot come back.
+    let link = sim.host.add_link(sim.now);
+    let mut again = Participant::new("carol", &Config::default(), sim.now).expect("p");
+    let mut b = BytesMut::from(&again.poll_transmit().expect("hello")[..]);
+    sim.host.handle_input(link, &mut b, sim.now).expect("hello");
+    let mut back = BytesMut::from(&sim.host.poll_transmit(link).expect("reject")[..]);
+    again.handle_input(&mut back, sim.now).expect("reject");
+    assert_eq!(
+        again.ended(),
+        Some(&SessionEnd::Rejected(RejectReason::NotInvited))
+    );
+}
+
+#[test]
+fn messages_reach_one_participant_or_everyone_with_the_true_sender() {
+    let mut sim = Sim::new(Config::default(), &["alice", "bob", "carol"]);
+    sim.join_all();
+    let ids: Vec<ParticipantId> = sim.peers.iter().map(|p| p.p.me().expect("id")).collect();
+    sim.peers[0]
+        .p
+        .send(Recipient::One(ids[1]), b"for bob", sim.now)
+        .expect("send");
+    sim.peers[0]
+        .p
+        .send(Recipient::All, b"for all", sim.now)
+        .expect("send");
+    sim.peers[2]
+        .p
+        .send(
+            Recipient::One(ParticipantId::HOST),
+            b"for the owner",
+            sim.now,
+        )
+        .expect("send");
+    sim.host
+        .send(Recipient::One(ids[2]), b"owner to carol")
+        .expect("send");
+    for _ in 0..20 {
+        sim.step();
+    }
+    let all = Bytes::from_static(b"for all");
+    assert_eq!(
+        messages(&sim.peers[1].events),
+        vec![
+            (ids[0], false, Bytes::from_static(b"for bob")),
+            (ids[0], true, all.clone())
+        ]
+    );
+    assert_eq!(
+        messages(&sim.peers[2].events),
+        // The owner's message was queued before Alice's reached the host.
+        vec![
+            (
+                ParticipantId::HOST,
+                false,
+                Bytes::from_static(b"owner to carol")
+            ),
+            (ids[0], true, all.clone()),
+        ]
+    );
+    assert_eq!(
+        messages(&sim.peers[0].events),
+        vec![],
+        "no echo to the sender"
+    );
+    let host_msgs: Vec<&HostEvent> = sim
+        .host_events
+        .iter()
+        .filter(|e| matches!(e, HostEvent::Message { .. }))
+        .collect();
+    assert_eq!(
+        host_msgs,
+        [
+            &HostEvent::Message {
+                from: ids[0],
+                to_all: true,
+                payload: all
+            },
+            &HostEvent::Message {
+                from: ids[2],
+                to_all: false,
+                payload: Bytes::from_static(b"for the owner")
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_forged_sender_is_overwritten_and_unknown_recipients_are_reported() {
+    let mut sim = Sim::new(Config::default(), &["alice", "bob"]);
+    sim.join_all();
+    let (alice, bob) = (
+        sim.peers[0].p.me().expect("a"),
+        sim.peers[1].p.me().expect("b"),
+    );
+    // Alice claims to be Bob.
+    let mut forged = BytesMut::new();
+    frame::encode(
+        &Frame::Data {
+            from: bob,
+            to: Recipient::All,
+            payload: Bytes::from_static(b"hi"),
+        },
+        &mut forged,
+    );
+    sim.host
+        .handle_input(sim.peers[0].link, &mut forged, sim.now)
+        .expect("data");
+    sim.peers[0]
+        .p
+        .send(Recipient::One(ParticipantId(999)), b"?", sim.now)
+        .expect("send");
+    for _ in 0..20 {
+        sim.step();
+    }
+    assert_eq!(
+        messages(&sim.peers[1].events),
+        vec![(alice, true, Bytes::from_static(b"hi"))]
+    );
+    assert!(
+        sim.peers[0]
+            .events
+            .contains(&ParticipantEvent::Undeliverable(ParticipantId(999)))
+    );
+}
+
+#[test]
+fn a_payload_over_64_kib_is_refused_before_anything_is_queued() {
+    let mut sim = Sim::new(Config::default(), &["alice"]);
+    sim.join_all();
+    assert_eq!(sim.peers[0].p.queued(), 0);
+    let big = vec![0u8; MAX_PAYLOAD + 1];
+    assert_eq!(
+        sim.peers[0].p.send(Recipient::All, &big, sim.now),
+        Err(SendError::TooLarge {
+            len: MAX_PAYLOAD + 1
+        })
+    );
+    assert_eq!(sim.peers[0].p.queued(), 0, "nothing written");
+    assert_eq!(
+        sim.host.send(Recipient::All, &big),
+        Err(SendError::TooLarge {
+            len: MAX_PAYLOAD + 1
+        })
+    );
+    assert_eq!(sim.host.poll_transmit(sim.peers[0].link), None);
+    // Exactly 64 KiB is fine and arrives whole.
+    let max = vec![7u8; MAX_PAYLOAD];
+    sim.peers[0]
+        .p
+        .send(Recipient::All, &max, sim.now)
+        .expect("64 KiB");
+    sim.run_until(|s| {
+        s.host_events
+            .iter()
+            .any(|e| matches!(e, HostEvent::Message { .. }))
+    });
+    assert!(
+        sim.host_events.iter().any(
+            |e| matches!(e, HostEvent::Message { payload, .. } if payload.len() == MAX_PAYLOAD)
+        )
+    );
+}
+
+#[test]
+fn many_small_messages_share_one_write() {
+    let mut sim = Sim::new(Config::default(), &["alice", "bob"]);
+    sim.join_all();
+    let before = sim.peers[0].writes;
+    for i in 0..1000u32 {
+        sim.peers[0]
+            .p
+            .send(Recipient::All, &i.to_be_bytes(), sim.now)
+            .expect("send");
+    }
+    sim.run_until(|s| messages(&s.peers[1].events).len() == 1000);
+    assert_eq!(sim.peers[0].writes - before, 1, "1000 messages, one write");
+    let got: Vec<u32> = messages(&sim.peers[1].events)
+        .iter()
+        .map(|(_, _, p)| u32::from_be_bytes(p[..].try_into().expect("4")))
+        .collect();
+    assert_eq!(got, (0..1000).collect::<Vec<_>>());
+}
+
+#[test]
+fn keepalives_hold_a_quiet_session_and_a_silent_participant_is_dropped() {
+    let cfg = Config {
+        keepalive_interval: Duration::from_secs(1),
+        keepalive_timeout: Duration::from_secs(3),
+        ..Config::default()
+    };
+    let mut sim = Sim::new(cfg, &["alice", "bob"]);
+    sim.join_all();
+    let t0 = sim.now;
+    sim.run_until(|s| s.now >= t0 + Duration::from_secs(30));
+    assert!(
+        sim.peers.iter().all(|p| p.p.ended().is_none()),
+        "quiet but alive"
+    );
+    assert!(
+        !sim.host_events
+            .iter()
+            .any(|e| matches!(e, HostEvent::Left(..)))
+    );
+    // Bob hangs.
+    let bob = sim.peers[1].p.me().expect("bob");
+    sim.peers[1].frozen = true;
+    let t1 = sim.now;
+    sim.run_until(|s| {
+        s.host_events
+            .contains(&HostEvent::Left(bob, LeaveReason::Timeout))
+    });
+    assert!(sim.now - t1 <= Duration::from_secs(3) + sim.latency * 2);
+    sim.run_until(|s| {
+        s.peers[0]
+            .events
+            .contains(&ParticipantEvent::Left(bob, LeaveReason::Timeout))
+    });
+}
+
+#[test]
+fn a_participant_detects_a_silent_host() {
+    let cfg = Config {
+        keepalive_interval: Duration::from_secs(1),
+        keepalive_timeout: Duration::from_secs(3),
+        ..Config::default()
+    };
+    let now = Instant::now();
+    let mut p = Participant::new("alice", &cfg, now).expect("p");
+    let _ = p.poll_transmit();
+    let mut t = now;
+    while p.ended().is_none() {
+        t = p.poll_timeout().expect("a timer while alive");
+        p.handle_timeout(t);
+    }
+    assert_eq!(p.ended(), Some(&SessionEnd::KeepAliveTimeout));
+    assert_eq!(t - now, Duration::from_secs(3));
+}
+
+#[test]
+fn uninvited_duplicate_and_wrong_version_joins_are_rejected() {
+    let now = Instant::now();
+    let mut host = Host::new("owner", Config::default()).expect("host");
+    host.invite("alice");
+    let try_join = |host: &mut Host, hello: Frame| {
+        let link = host.add_link(now);
+        let mut b = BytesMut::new();
+        frame::encode(&hello, &mut b);
+        host.handle_input(link, &mut b, now).expect("hello");
+        let mut out = BytesMut::from(&host.poll_transmit(link).expect("answer")[..]);
+        frame::decode(&mut out).expect("frame").expect("whole")
+    };
+    let hello = |n: &str, v| Frame::Hello {
+        version: v,
+        name: n.to_owned(),
+    };
+    assert_eq!(
+        try_join(&mut host, hello("mallory", 1)),
+        Frame::Reject(RejectReason::NotInvited)
+    );
+    assert_eq!(
+        try_join(&mut host, hello("alice", 9)),
+        Frame::Reject(RejectReason::BadVersion)
+    );
+    assert!(matches!(
+        try_join(&mut host, hello("alice", 1)),
+        Frame::Welcome { .. }
+    ));
+    assert_eq!(
+        try_join(&mut host, hello("alice", 1)),
+        Frame::Reject(RejectReason::NameTaken)
+    );
+}
+
+#[test]
+fn hostile_frames_drop_only_the_sender() {
+    let mut sim = Sim::new(Config::default(), &["alice", "bob"]);
+    sim.join_all();
+    let alice = sim.peers[0].p.me().expect("alice");
+    // A length prefix far over the limit: refused from the prefix alone.
+    let mut evil = BytesMut::from(&[0xff, 0xff, 0xff, 0xff, 7][..]);
+    let r = sim.host.handle_input(sim.peers[0].link, &mut evil, sim.now);
+    assert_eq!(r, Err(FrameError::TooLong(u32::MAX)));
+    sim.run_until(|s| {
+        s.peers[1]
+            .events
+            .contains(&ParticipantEvent::Left(alice, LeaveReason::Error))
+    });
+    assert!(sim.peers[1].p.ended().is_none());
+    for (bytes, want) in [
+        (vec![0, 0, 0, 1, 99], FrameError::UnknownKind(99)),
+        (vec![0, 0, 0, 0], FrameError::Malformed("empty")),
+        (vec![0, 0, 0, 3, 5, 0, 0], FrameError::Malformed("LEFT")),
+        (
+            [
+                &((1 + 8 + MAX_PAYLOAD + 1) as u32).to_be_bytes()[..],
+                &[7],
+                &[0; 8],
+                &vec![0; MAX_PAYLOAD + 1],
+            ]
+            .concat(),
+            FrameError::PayloadTooLarge(MAX_PAYLOAD + 1),
+        ),
+    ] {
+        let mut b = BytesMut::from(&bytes[..]);
+        assert_eq!(frame::decode(&mut b), Err(want));
+    }
+    // A HELLO after joining is a protocol error too.
+    let bob = sim.peers[1].p.me().expect("bob");
+    let mut again = BytesMut::new();
+    frame::encode(
+        &Frame::Hello {
+            version: 1,
+            name: "bob".into(),
+        },
+        &mut again,
+    );
+    assert!(
+        sim.host
+            .handle_input(sim.peers[1].link, &mut again, sim.now)
+            .is_err()
+    );
+    assert!(
+        sim.host_events
+            .iter()
+            .any(|e| *e == HostEvent::Left(bob, LeaveReason::Error))
+            || {
+                sim.step();
+                sim.host_events
+                    .contains(&HostEvent::Left(bob, LeaveReason::Error))
+            }
+    );
+}
+
+#[test]
+fn a_participant_that_does_not_read_is_dropped_not_waited_for() {
+    let cfg = Config {
+        max_queued: 64 * 1024,
+        ..Config::default()
+    };
+    let mut sim = Sim::new(cfg, &["alice", "bob"]);
+    sim.join_all();
+    let bob = sim.peers[1].p.me().expect("bob");
+    // Bob's transport stops taking bytes: the host's queue for him grows.
+    sim.peers[1].frozen = true;
+    let link = sim.peers[1].link;
+    let chunk = vec![1u8; 1000];
+    for _ in 0..100 {
+        sim.peers[0]
+            .p
+            .send(Recipient::All, &chunk, sim.now)
+            .expect("send");
+    }
+    // Deliver Alice's messages to the host without draining Bob's queue.
+    let out = sim.peers[0].p.poll_transmit().expect("batch");
+    let mut b = BytesMut::from(&out[..]);
+    sim.host
+        .handle_input(sim.peers[0].link, &mut b, sim.now)
+        .expect("data");
+    while let Some(e) = sim.host.poll_event() {
+        sim.host_events.push(e);
+    }
+    assert!(
+        sim.host_events
+            .contains(&HostEvent::Left(bob, LeaveReason::TooSlow))
+    );
+    assert!(sim.host.link_done(link) || sim.host.poll_transmit(link).is_none());
+    let names: Vec<String> = sim
+        .host
+        .participants()
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(names, ["owner", "alice"]);
+}
+
+fn arb_frame() -> impl Strategy<Value = Frame> {
+    let name = "[a-z]{0,20}";
+    let id = any::<u32>().prop_map(ParticipantId);
+    prop_oneof![
+        (any::<u8>(), name).prop_map(|(version, name)| Frame::Hello { version, name }),
+        (
+            id.clone(),
+            proptest::collection::vec((id.clone(), name), 0..5)
+        )
+            .prop_map(|(you, participants)| Frame::Welcome { you, participants }),
+        (0u8..4).prop_map(|c| Frame::Reject(
+            [
+                RejectReason::NotInvited,
+                RejectReason::NameTaken,
+                RejectReason::Full,
+                RejectReason::BadVersion
+            ][c as usize]
+        )),
+        (id.clone(), name).prop_map(|(i, n)| Frame::Joined(i, n)),
+        (id.clone(), 0u8..4).prop_map(|(i, r)| Frame::Left(
+            i,
+            [
+                LeaveReason::Left,
+                LeaveReason::Timeout,
+                LeaveReason::Error,
+                LeaveReason::TooSlow
+            ][r as usize]
+        )),
+        id.clone().prop_map(Frame::Ejected),
+        (
+            id.clone(),
+            any::<Option<u32>>(),
+            proptest::collection::vec(any::<u8>(), 0..300)
+        )
+            .prop_map(|(from, to, p)| Frame::Data {
+                from,
+                to: match to {
+                    Some(t) if t != u32::MAX => Recipient::One(ParticipantId(t)),
+                    _ => Recipient::All,
+                },
+                payload: Bytes::from(p),
+            }),
+        Just(Frame::KeepAlive),
+        Just(Frame::Bye),
+        id.prop_map(Frame::Undeliverable),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn frames_round_trip_under_any_split(frames in proptest::collection::vec(arb_frame(), 0..20), cut in 1usize..64) {
+        let mut wire = BytesMut::new();
+        for f in &frames {
+            frame::encode(f, &mut wire);
+        }
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for piece in wire.chunks(cut) {
+            buf.extend_from_slice(piece);
+            while let Some(f) = frame::decode(&mut buf).expect("valid") {
+                got.push(f);
+            }
+        }
+        prop_assert!(buf.is_empty());
+        prop_assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_host(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let now = Instant::now();
+        let mut host = Host::new("owner", Config::default()).expect("host");
+        host.invite("a");
+        let link = host.add_link(now);
+        let mut b = BytesMut::from(&bytes[..]);
+        let _ = host.handle_input(link, &mut b, now);
+        let _ = host.poll_transmit(link);
+        while host.poll_event().is_some() {}
+    }
+}
