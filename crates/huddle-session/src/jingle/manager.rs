@@ -218,7 +218,7 @@ struct Entry {
     /// Inbound requests not yet handed to the handler, oldest first.
     queue: VecDeque<Iq>,
     /// The request whose handler deferred its verdict.
-    in_flight: Option<Iq>,
+    in_flight: Option<Box<Iq>>,
     /// Distinguishes this session from an earlier one with the same sid.
     generation: u64,
     /// Our session-initiate is still unanswered (tie-break candidate).
@@ -415,12 +415,10 @@ impl Core {
         // RFC 6120 §8.2.3: every IQ-set gets exactly one reply. Requests queued behind
         // the end concern a session that is "no longer live" (XEP-0166 §10):
         // item-not-found + unknown-session.
-        for iq in entry
-            .in_flight
-            .take()
-            .into_iter()
-            .chain(entry.queue.drain(..))
-        {
+        if let Some(iq) = entry.in_flight.take() {
+            self.reply_error(&iq, unknown_session());
+        }
+        for iq in entry.queue.drain(..) {
             self.reply_error(&iq, unknown_session());
         }
     }
@@ -726,35 +724,45 @@ impl SessionManager {
     }
 
     fn handle_request(&mut self, iq: Iq) {
-        let (sid, action) = match &iq.jingle {
-            Some(j) => (j.sid.clone(), j.action),
-            None => {
-                return self
-                    .core
-                    .reply_error(&iq, bad_request(Some("IQ-set without <jingle/>".into())));
-            }
+        let Some(j) = iq.jingle.as_ref() else {
+            return self
+                .core
+                .reply_error(&iq, bad_request(Some("IQ-set without <jingle/>".into())));
         };
-        let Some(from) = iq.from.clone() else {
+        let Some(from) = iq.from.as_ref() else {
             return self
                 .core
                 .reply_error(&iq, bad_request(Some("request without a sender".into())));
         };
-        if action == Action::SessionInitiate {
+        if j.action == Action::SessionInitiate {
+            let (from, sid) = (from.clone(), j.sid.clone());
             return self.handle_initiate(iq, from, sid);
         }
-        match self.sessions.get_mut(&sid) {
+        match self.sessions.get_mut(j.sid.as_str()) {
             // XEP-0166 §10 unknown-session: the sid names no live session with this
             // sender (a wrong sender gets the same answer: the session is not theirs).
             Some(e)
-                if e.session.peer == from
+                if e.session.peer == *from
                     && !(e.session.initiator && e.session.state == SessionState::Starting) =>
             {
-                e.queue.push_back(iq);
-                self.drive(&sid);
+                if e.in_flight.is_some() || !e.queue.is_empty() {
+                    e.queue.push_back(iq);
+                    return;
+                }
+                // The queue is empty: handle the request at once.
+                if let Flow::End {
+                    reason,
+                    silent,
+                    by_peer,
+                } = process(&mut self.core, e, iq)
+                {
+                    let sid = e.session.sid.clone();
+                    self.end_entry(&sid, reason, silent, by_peer);
+                }
             }
             _ => {
-                self.core.log(Some(&sid), || {
-                    format!("{action} for an unknown session or from a wrong sender")
+                self.core.log(Some(&j.sid), || {
+                    format!("{} for an unknown session or from a wrong sender", j.action)
                 });
                 self.core.reply_error(&iq, unknown_session());
             }
@@ -856,9 +864,18 @@ impl SessionManager {
             peer: from,
             initiator: false,
         });
-        entry.queue.push_back(iq);
-        self.sessions.insert(sid.clone(), entry);
-        self.drive(&sid);
+        // The session is new, its queue empty: handle the initiate at once.
+        let flow = process(&mut self.core, &mut entry, iq);
+        if let Flow::End {
+            reason,
+            silent,
+            by_peer,
+        } = flow
+        {
+            self.core.finish(entry, reason, silent, by_peer);
+        } else {
+            self.sessions.insert(sid, entry);
+        }
     }
 
     /// Processes `sid`'s queue until it is empty, a handler defers, or the session ends.
@@ -871,6 +888,8 @@ impl SessionManager {
                 return;
             }
             let Some(iq) = entry.queue.pop_front() else {
+                // Give back the queue's buffer: idle sessions hold no request memory.
+                entry.queue = VecDeque::new();
                 return;
             };
             match process(&mut self.core, entry, iq) {
@@ -1089,7 +1108,7 @@ impl SessionManager {
             .in_flight
             .take()
             .ok_or_else(|| SessionError::NothingDeferred(sid.to_owned()))?;
-        match apply(&mut self.core, entry, iq, verdict) {
+        match apply(&mut self.core, entry, *iq, verdict) {
             Flow::Continue => self.drive(sid),
             Flow::Stop => {}
             Flow::End {
@@ -1182,7 +1201,7 @@ fn apply(core: &mut Core, entry: &mut Entry, iq: Iq, verdict: Verdict) -> Flow {
     };
     let follow_up = match verdict {
         Verdict::Defer => {
-            entry.in_flight = Some(iq);
+            entry.in_flight = Some(Box::new(iq));
             return Flow::Stop;
         }
         Verdict::Reject(e) => {
@@ -1206,7 +1225,18 @@ fn apply(core: &mut Core, entry: &mut Entry, iq: Iq, verdict: Verdict) -> Flow {
         Action::SessionAccept => core.set_state(&mut entry.session, SessionState::Active),
         _ => {}
     }
-    core.reply_result(&iq);
+    let Iq {
+        id, from, jingle, ..
+    } = iq;
+    core.transmits.push_back(Iq {
+        kind: IqType::Result,
+        id,
+        from: Some(core.config.jid.clone()),
+        to: from,
+        lang: None,
+        jingle: None,
+        error: None,
+    });
     let sid = entry.session.sid.clone();
     if action == Action::SessionInitiate {
         core.events.push_back(Event::Incoming {
@@ -1215,7 +1245,7 @@ fn apply(core: &mut Core, entry: &mut Entry, iq: Iq, verdict: Verdict) -> Flow {
             description_types: entry.session.description_types.clone(),
             transport_types: entry.session.transport_types.clone(),
         });
-    } else if let Some(jingle) = iq.jingle {
+    } else if let Some(jingle) = jingle {
         core.events.push_back(Event::Received {
             sid,
             jingle: Box::new(jingle),
