@@ -33,7 +33,7 @@ fn decode_all(bytes: &[u8], limits: Limits) -> Vec<(Chunk, bool)> {
     out
 }
 
-fn header<'a>(c: &'a Chunk, h: KnownHeader) -> &'a str {
+fn header(c: &Chunk, h: KnownHeader) -> &str {
     c.headers
         .get(h)
         .unwrap_or_else(|| panic!("{h:?} missing in {c:?}"))
@@ -117,8 +117,7 @@ impl Sim {
         conn: ConnId,
         from: &str,
         ch: &Challenge,
-        user: &str,
-        pw: &str,
+        (user, pw): (&str, &str),
         nc: u32,
         extra: &str,
     ) -> Chunk {
@@ -133,7 +132,7 @@ impl Sim {
     /// The full AUTH dance; returns the Use-Path.
     fn auth(&mut self, conn: ConnId, from: &str, user: &str, pw: &str) -> String {
         let ch = self.challenge(conn, from);
-        let r = self.answer(conn, from, &ch, user, pw, 1, "");
+        let r = self.answer(conn, from, &ch, (user, pw), 1, "");
         assert_eq!(status(&r), 200, "{r:?}");
         header(&r, KnownHeader::UsePath).to_owned()
     }
@@ -166,7 +165,7 @@ fn auth_issues_unguessable_use_paths_with_expires() {
     let ch = s.challenge(A, ALICE);
     assert_eq!(ch.realm, "relay.test");
     assert!(ch.nonce.len() >= 32);
-    let r = s.answer(A, ALICE, &ch, "alice", "secret", 1, "");
+    let r = s.answer(A, ALICE, &ch, ("alice", "secret"), 1, "");
     assert_eq!(status(&r), 200);
     assert_eq!(header(&r, KnownHeader::ToPath), ALICE);
     assert_eq!(header(&r, KnownHeader::FromPath), RELAY);
@@ -192,15 +191,15 @@ fn wrong_password_unknown_user_and_foreign_realm_get_a_new_challenge() {
     let mut s = Sim::new(Sim::config());
     s.accept(A);
     let ch = s.challenge(A, ALICE);
-    let r = s.answer(A, ALICE, &ch, "alice", "wrong", 1, "");
+    let r = s.answer(A, ALICE, &ch, ("alice", "wrong"), 1, "");
     assert_eq!(status(&r), 401);
     let ch2 = Challenge::from_params(&r.www_authenticate().unwrap().unwrap()).unwrap();
     assert_ne!(ch2.nonce, ch.nonce);
-    let r = s.answer(A, ALICE, &ch2, "mallory", "secret", 1, "");
+    let r = s.answer(A, ALICE, &ch2, ("mallory", "secret"), 1, "");
     assert_eq!(status(&r), 401);
     let mut other_realm = s.challenge(A, ALICE);
     other_realm.realm = "elsewhere".into();
-    let r = s.answer(A, ALICE, &other_realm, "alice", "secret", 1, "");
+    let r = s.answer(A, ALICE, &other_realm, ("alice", "secret"), 1, "");
     assert_eq!(status(&r), 401);
     assert_eq!(s.core.metrics().auth_failures, 3);
     assert_eq!(s.core.metrics().sessions_active, 0);
@@ -212,22 +211,22 @@ fn nonces_cannot_be_replayed_moved_or_used_after_expiry() {
     s.accept(A);
     s.accept(B);
     let ch = s.challenge(A, ALICE);
-    let r = s.answer(A, ALICE, &ch, "alice", "secret", 1, "");
+    let r = s.answer(A, ALICE, &ch, ("alice", "secret"), 1, "");
     assert_eq!(status(&r), 200);
     // The same credentials again (same nonce count): a replay.
-    let r = s.answer(A, ALICE, &ch, "alice", "secret", 1, "");
+    let r = s.answer(A, ALICE, &ch, ("alice", "secret"), 1, "");
     assert_eq!(status(&r), 401);
     assert_eq!(s.core.metrics().nonce_replays, 1);
     // A higher nonce count is a legitimate reuse (RFC 2617 §3.2.2).
-    let r = s.answer(A, ALICE, &ch, "alice", "secret", 2, "");
+    let r = s.answer(A, ALICE, &ch, ("alice", "secret"), 2, "");
     assert_eq!(status(&r), 200);
     // The nonce belongs to connection A: B cannot answer it.
-    let r = s.answer(B, BOB, &ch, "alice", "secret", 3, "");
+    let r = s.answer(B, BOB, &ch, ("alice", "secret"), 3, "");
     assert_eq!(status(&r), 401);
     // An expired nonce with the right password: 401 stale=true.
     let ch = s.challenge(A, ALICE);
     s.advance(s.core.config().nonce_lifetime + Duration::from_secs(1));
-    let r = s.answer(A, ALICE, &ch, "alice", "secret", 1, "");
+    let r = s.answer(A, ALICE, &ch, ("alice", "secret"), 1, "");
     assert_eq!(status(&r), 401);
     let fresh = Challenge::from_params(&r.www_authenticate().unwrap().unwrap()).unwrap();
     assert!(fresh.stale);
@@ -241,10 +240,17 @@ fn expires_out_of_bounds_gets_423_with_the_bound_and_nothing_secret() {
     let mut s = Sim::new(cfg);
     s.accept(A);
     let ch = s.challenge(A, ALICE);
-    let r = s.answer(A, ALICE, &ch, "alice", "secret", 1, "Expires: 10\r\n");
+    let r = s.answer(A, ALICE, &ch, ("alice", "secret"), 1, "Expires: 10\r\n");
     assert_eq!(status(&r), 423);
     assert_eq!(r.min_expires().unwrap(), Some(60));
-    let r = s.answer(A, ALICE, &ch, "alice", "secret", 2, "Expires: 99999999\r\n");
+    let r = s.answer(
+        A,
+        ALICE,
+        &ch,
+        ("alice", "secret"),
+        2,
+        "Expires: 99999999\r\n",
+    );
     assert_eq!(status(&r), 423);
     assert_eq!(r.max_expires().unwrap(), Some(3600));
     let text = String::from_utf8_lossy(&r.to_bytes()).into_owned();
@@ -252,7 +258,7 @@ fn expires_out_of_bounds_gets_423_with_the_bound_and_nothing_secret() {
         !text.contains("secret") && !text.contains(&ch.nonce),
         "{text}"
     );
-    let r = s.answer(A, ALICE, &ch, "alice", "secret", 3, "Expires: 120\r\n");
+    let r = s.answer(A, ALICE, &ch, ("alice", "secret"), 3, "Expires: 120\r\n");
     assert_eq!(status(&r), 200);
     assert_eq!(header(&r, KnownHeader::Expires), "120");
     assert_eq!(s.core.metrics().sessions_active, 1);
@@ -331,7 +337,7 @@ fn failure_report_no_and_partial_suppress_the_200() {
         assert_eq!(sent[0].0, B);
     }
     // partial still gets failures; no gets nothing at all.
-    let bogus = format!("{RELAY}").replace(";tcp", "/nosuchsession;tcp");
+    let bogus = RELAY.replace(";tcp", "/nosuchsession;tcp");
     s.feed(
         A,
         &send(
@@ -793,7 +799,7 @@ fn repeated_auth_failures_close_the_connection() {
     s.accept(A);
     let mut ch = s.challenge(A, ALICE);
     for _ in 0..2 {
-        let r = s.answer(A, ALICE, &ch, "alice", "guess", 1, "");
+        let r = s.answer(A, ALICE, &ch, ("alice", "guess"), 1, "");
         assert_eq!(status(&r), 401);
         ch = Challenge::from_params(&r.www_authenticate().unwrap().unwrap()).unwrap();
     }
