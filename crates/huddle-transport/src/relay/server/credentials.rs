@@ -82,9 +82,13 @@ impl CredentialStore {
         Self::parse(&std::fs::read_to_string(path)?)
     }
 
-    /// The password of `user`.
+    /// The password of `user`. A `*` entry is the password of every user not listed
+    /// (the "any user name, one password" setup of Kamailio's reference relay).
     pub fn password(&self, user: &str) -> Option<&str> {
-        self.users.get(user).map(String::as_str)
+        self.users
+            .get(user)
+            .or_else(|| self.users.get("*"))
+            .map(String::as_str)
     }
 
     /// Number of users.
@@ -108,6 +112,10 @@ mod tests {
         assert_eq!(s.password("alice"), Some("secret"));
         assert_eq!(s.password("bob"), Some("a:b"));
         assert_eq!(s.len(), 2);
+        assert_eq!(s.password("carol"), None);
+        let any = CredentialStore::parse("*:shared\nalice:own\n").unwrap();
+        assert_eq!(any.password("carol"), Some("shared"));
+        assert_eq!(any.password("alice"), Some("own"));
         assert!(!format!("{s:?}").contains("secret"));
         assert!(matches!(
             CredentialStore::parse("alice\n"),
