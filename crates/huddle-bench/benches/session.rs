@@ -142,17 +142,14 @@ fn rss_bytes() -> Option<u64> {
 /// Bytes per idle (pending, acknowledged) session with `IDLE` sessions live.
 fn idle_memory() -> Option<f64> {
     let now = Instant::now();
-    let batch: Vec<Iq> = (0..IDLE)
-        .map(|i| {
-            let mut j = Jingle::new(Action::SessionInitiate, format!("idle{i}"));
-            j.contents = vec![content()];
-            iq(&format!("idle{i}"), 0, j)
-        })
-        .collect();
     let mut m = manager();
     let before = rss_bytes()?;
-    for iq in batch {
-        m.handle_iq(iq, now);
+    // Each request is built and consumed in turn: no batch whose freed memory the
+    // sessions could reuse (which would hide their growth).
+    for i in 0..IDLE {
+        let mut j = Jingle::new(Action::SessionInitiate, format!("idle{i}"));
+        j.contents = vec![content()];
+        m.handle_iq(iq(&format!("idle{i}"), 0, j), now);
         drain(&mut m, now);
     }
     let after = rss_bytes()?;
