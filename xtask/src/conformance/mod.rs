@@ -103,8 +103,14 @@ pub(crate) const SUITES: &[(&str, Suite)] = &[
     ("jingle-xep-vectors", crate::jingle::xep_vectors_suite),
     ("jingle-stanza-vectors", crate::jingle::stanza_vectors_suite),
     ("jingle-oracle", jingle_oracle::run),
-    ("loop-client-sequences", crate::room_metrics::client_sequences_suite),
-    ("loop-status-contract", crate::room_metrics::status_contract_suite),
+    (
+        "loop-client-sequences",
+        crate::room_metrics::client_sequences_suite,
+    ),
+    (
+        "loop-status-contract",
+        crate::room_metrics::status_contract_suite,
+    ),
     ("loop-hawk-vectors", crate::room_metrics::hawk_vectors_suite),
 ];
 
