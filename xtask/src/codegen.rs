@@ -58,7 +58,11 @@ pub(crate) fn generate_all(root: &Path) -> Result<Vec<(PathBuf, String)>> {
         let text = std::fs::read_to_string(&path)?;
         let table: Table =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        let rel = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let code = match table.generate.kind.as_str() {
             "enum" => gen_enum(&table, &rel)?,
             "consts" => gen_consts(&table, &rel)?,
@@ -106,11 +110,20 @@ fn gen_enum(t: &Table, src: &str) -> Result<String> {
     let ty = &g.ty;
     let mut s = header(src);
     doc_lines(&mut s, "", &g.doc);
-    s.push_str("#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]\n#[non_exhaustive]\n");
+    s.push_str(
+        "#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]\n#[non_exhaustive]\n",
+    );
     let _ = writeln!(s, "pub enum {ty} {{");
     for it in &t.item {
-        let wire = it.wire.as_deref().with_context(|| format!("{src}: {} has no wire", it.name))?;
-        doc_lines(&mut s, "    ", &format!("`{wire}`: {}\n\n{}", it.doc, it.spec));
+        let wire = it
+            .wire
+            .as_deref()
+            .with_context(|| format!("{src}: {} has no wire", it.name))?;
+        doc_lines(
+            &mut s,
+            "    ",
+            &format!("`{wire}`: {}\n\n{}", it.doc, it.spec),
+        );
         let _ = writeln!(s, "    {},", it.name);
     }
     s.push_str("}\n\n");
@@ -124,7 +137,12 @@ fn gen_enum(t: &Table, src: &str) -> Result<String> {
     s.push_str("    /// The token as written on the wire.\n");
     s.push_str("    pub const fn as_str(self) -> &'static str {\n        match self {\n");
     for it in &t.item {
-        let _ = writeln!(s, "            {ty}::{} => {:?},", it.name, it.wire.as_deref().unwrap());
+        let _ = writeln!(
+            s,
+            "            {ty}::{} => {:?},",
+            it.name,
+            it.wire.as_deref().unwrap()
+        );
     }
     s.push_str("        }\n    }\n\n");
     s.push_str("    /// The spec section that defines this value.\n");
@@ -139,7 +157,10 @@ fn gen_enum(t: &Table, src: &str) -> Result<String> {
         s.push_str("        match token.len() {\n");
         let mut by_len: std::collections::BTreeMap<usize, Vec<&Item>> = Default::default();
         for it in &t.item {
-            by_len.entry(it.wire.as_deref().unwrap().len()).or_default().push(it);
+            by_len
+                .entry(it.wire.as_deref().unwrap().len())
+                .or_default()
+                .push(it);
         }
         for (len, items) in by_len {
             let _ = writeln!(s, "            {len} => {{");
@@ -158,7 +179,12 @@ fn gen_enum(t: &Table, src: &str) -> Result<String> {
         s.push_str("    /// Looks a wire token up (exact match).\n");
         s.push_str("    pub fn from_wire(token: &[u8]) -> Option<Self> {\n        match token {\n");
         for it in &t.item {
-            let _ = writeln!(s, "            b{:?} => Some({ty}::{}),", it.wire.as_deref().unwrap(), it.name);
+            let _ = writeln!(
+                s,
+                "            b{:?} => Some({ty}::{}),",
+                it.wire.as_deref().unwrap(),
+                it.name
+            );
         }
         s.push_str("            _ => None,\n        }\n    }\n");
     }
@@ -178,12 +204,22 @@ fn gen_consts(t: &Table, src: &str) -> Result<String> {
     // The newtype itself is hand-written in the crate (and re-exported at its root); the
     // generated file only adds constants.
     let _ = writeln!(s, "use crate::{ty};\n");
-    doc_lines(&mut s, "", &format!("{}\n\nConstants generated from {src}.", g.doc));
+    doc_lines(
+        &mut s,
+        "",
+        &format!("{}\n\nConstants generated from {src}.", g.doc),
+    );
     let _ = writeln!(s, "impl {ty} {{");
     for it in &t.item {
-        let v = it.value.with_context(|| format!("{src}: {} has no value", it.name))?;
+        let v = it
+            .value
+            .with_context(|| format!("{src}: {} has no value", it.name))?;
         let reason = it.reason.as_deref().unwrap_or("");
-        doc_lines(&mut s, "    ", &format!("{v} {reason}: {}\n\n{}", it.doc, it.spec));
+        doc_lines(
+            &mut s,
+            "    ",
+            &format!("{v} {reason}: {}\n\n{}", it.doc, it.spec),
+        );
         let _ = writeln!(s, "    pub const {}: {ty} = {ty}({v});", it.name);
     }
     s.push_str("\n    /// Every registered value, in table order.\n");
@@ -193,17 +229,30 @@ fn gen_consts(t: &Table, src: &str) -> Result<String> {
     }
     s.push_str("    ];\n\n");
     s.push_str("    /// The reason phrase huddle writes for a registered value, `None` for unknown ones.\n");
-    let _ = writeln!(s, "    pub const fn canonical_reason(self) -> Option<&'static str> {{");
+    let _ = writeln!(
+        s,
+        "    pub const fn canonical_reason(self) -> Option<&'static str> {{"
+    );
     s.push_str("        match self.0 {\n");
     for it in &t.item {
-        let _ = writeln!(s, "            {} => Some({:?}),", it.value.unwrap(), it.reason.as_deref().unwrap_or(""));
+        let _ = writeln!(
+            s,
+            "            {} => Some({:?}),",
+            it.value.unwrap(),
+            it.reason.as_deref().unwrap_or("")
+        );
     }
     s.push_str("            _ => None,\n        }\n    }\n\n");
     s.push_str("    /// The spec section that defines a registered value.\n");
     let _ = writeln!(s, "    pub const fn spec(self) -> Option<&'static str> {{");
     s.push_str("        match self.0 {\n");
     for it in &t.item {
-        let _ = writeln!(s, "            {} => Some({:?}),", it.value.unwrap(), it.spec);
+        let _ = writeln!(
+            s,
+            "            {} => Some({:?}),",
+            it.value.unwrap(),
+            it.spec
+        );
     }
     s.push_str("            _ => None,\n        }\n    }\n}\n");
     let _ = repr;
@@ -249,7 +298,11 @@ pub(crate) fn run(root: &Path, check: bool) -> Result<Vec<PathBuf>> {
     if check && !stale.is_empty() {
         bail!(
             "generated files are stale: {}; run `cargo xtask codegen`",
-            stale.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            stale
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(stale)

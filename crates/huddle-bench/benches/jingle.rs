@@ -59,7 +59,9 @@ fn xmpp_serialize(mut x: XTyped, out: &mut Vec<u8>) {
             c.description = Some(XDescription::Unknown(Element::from(f)));
         }
     }
-    Element::from(x.jingle).write_to(out).expect("minidom writes");
+    Element::from(x.jingle)
+        .write_to(out)
+        .expect("minidom writes");
 }
 
 fn huddle_parse(s: &str) -> huddle_jingle::Jingle {
@@ -76,7 +78,9 @@ fn verify() {
         let Some(huddle_jingle::Description::FileTransfer(ft)) = &hc.description else {
             panic!("huddle did not type the file description")
         };
-        let xf = xf.as_ref().expect("xmpp-parsers typed the file description");
+        let xf = xf
+            .as_ref()
+            .expect("xmpp-parsers typed the file description");
         assert_eq!(ft.file.name, xf.file.name);
         assert_eq!(ft.file.size, xf.file.size);
         assert_eq!(ft.file.hashes.len(), xf.file.hashes.len());
@@ -94,8 +98,12 @@ fn criterion_report(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(INPUT.len() as u64));
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(2));
-    g.bench_function("huddle", |b| b.iter(|| black_box(huddle_parse(black_box(INPUT)))));
-    g.bench_function("xmpp-parsers", |b| b.iter(|| black_box(xmpp_parse(black_box(INPUT)).files.len())));
+    g.bench_function("huddle", |b| {
+        b.iter(|| black_box(huddle_parse(black_box(INPUT))))
+    });
+    g.bench_function("xmpp-parsers", |b| {
+        b.iter(|| black_box(xmpp_parse(black_box(INPUT)).files.len()))
+    });
     g.finish();
 
     let h = huddle_parse(INPUT);
@@ -139,7 +147,9 @@ fn main() {
 
     let h = huddle_parse(INPUT);
     let x = xmpp_parse(INPUT);
-    let huddle_parse_ns = measure(MIN_MEASURE, || parse_batch(|s| huddle_parse(s).contents.len()));
+    let huddle_parse_ns = measure(MIN_MEASURE, || {
+        parse_batch(|s| huddle_parse(s).contents.len())
+    });
     let xmpp_parse_ns = measure(MIN_MEASURE, || parse_batch(|s| xmpp_parse(s).files.len()));
     let huddle_ser_ns = measure(MIN_MEASURE, || {
         timed(|| {
@@ -164,7 +174,14 @@ fn main() {
     let per_sec = |ns: f64| format!("{:.0}", 1e9 / ns);
     let mut t = Table::new(
         "jingle",
-        &["operation", "huddle ns", "xmpp-parsers ns", "huddle ops/s", "xmpp-parsers ops/s", "ratio"],
+        &[
+            "operation",
+            "huddle ns",
+            "xmpp-parsers ns",
+            "huddle ops/s",
+            "xmpp-parsers ops/s",
+            "ratio",
+        ],
     );
     t.row(vec![
         "parse (String -> typed Jingle)".into(),

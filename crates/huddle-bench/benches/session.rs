@@ -193,7 +193,13 @@ fn jinglejs() -> Result<f64, String> {
     text.lines()
         .find_map(|l| l.strip_prefix("actions_per_sec "))
         .and_then(|n| n.trim().parse().ok())
-        .ok_or_else(|| format!("node printed no result ({}): {}", out.status, String::from_utf8_lossy(&out.stderr)))
+        .ok_or_else(|| {
+            format!(
+                "node printed no result ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
 }
 
 fn main() {
@@ -230,9 +236,15 @@ fn main() {
     let xml = 1e9 / measure(MIN_MEASURE * 2, || xml_batch(&mut m, &mut round));
     let js = jinglejs();
 
-    let mut t = Table::new("session", &["case", "huddle actions/s", "jingle.js actions/s", "ratio"]);
+    let mut t = Table::new(
+        "session",
+        &["case", "huddle actions/s", "jingle.js actions/s", "ratio"],
+    );
     let fmt = |x: f64| format!("{x:.0}");
-    for (case, h) in [("typed IQs (parse excluded)", typed), ("XML (parse included)", xml)] {
+    for (case, h) in [
+        ("typed IQs (parse excluded)", typed),
+        ("XML (parse included)", xml),
+    ] {
         match &js {
             Ok(j) => t.row(vec![case.into(), fmt(h), fmt(*j), format!("{:.1}x", h / j)]),
             Err(_) => t.row(vec![case.into(), fmt(h), "n/a".into(), "n/a".into()]),
@@ -242,7 +254,9 @@ fn main() {
         t.notes.push(format!("jingle.js not measured: {why}"));
     }
     t.notes.push(match memory {
-        Some(b) => format!("idle session memory: {b:.0} bytes/session (RSS growth with {IDLE} pending sessions)"),
+        Some(b) => format!(
+            "idle session memory: {b:.0} bytes/session (RSS growth with {IDLE} pending sessions)"
+        ),
         None => "idle session memory: /proc/self/statm unavailable".into(),
     });
     t.notes.push(

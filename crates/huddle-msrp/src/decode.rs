@@ -585,7 +585,12 @@ fn finish_body(mut head: Head, body: Bytes, flag: Flag, segments: u32, total: u6
 /// is a non-fatal error of this frame.
 fn parse_head(frame: &Bytes, (ts, te): (usize, usize), head_len: usize) -> Head {
     let tid = TransactionId::from_checked(frame.slice(ts..te));
-    let first_end = memchr::memchr(b'\r', &frame[..head_len]).unwrap_or(head_len);
+    // Lines end with CRLF (checked while scanning); a lone CR inside a line is not a
+    // line break but a forbidden character (RFC 4975 §9: utf8text has no CR).
+    let line_end = |from: usize| -> usize {
+        memchr::memchr(b'\n', &frame[from..head_len]).map_or(head_len, |i| from + i - 1)
+    };
+    let first_end = line_end(0);
     let rest = &frame[te + 1..first_end];
     let mut error = None;
     let start = if rest.len() >= 3
@@ -624,7 +629,7 @@ fn parse_head(frame: &Bytes, (ts, te): (usize, usize), head_len: usize) -> Head 
     let mut headers = Headers::with_capacity(8);
     let mut pos = first_end + 2;
     while pos < head_len {
-        let eol = pos + memchr::memchr(b'\r', &frame[pos..head_len]).unwrap_or(head_len - pos);
+        let eol = line_end(pos);
         let line = &frame[pos..eol];
         match parse_header_line(line) {
             Some((colon, vstart)) => {

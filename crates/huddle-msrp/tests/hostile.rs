@@ -274,3 +274,20 @@ fn response_with_a_body_is_refused() {
     let (e, _, _) = feed(input.iter().copied());
     assert_eq!(e.unwrap().kind(), &DecodeErrorKind::ResponseWithBody);
 }
+
+#[test]
+fn lone_cr_inside_a_header_is_not_a_line_break() {
+    // Found by the msrp_decode fuzz target: a CR without LF split header lines, let
+    // headers slip past max_headers, and ate a byte.
+    let input = b"MSRP abcd SEND\r\nTo-Path: msrp://b.example.com:1/x;tcp\r\nFrom-Path: msrp://a.example.com:2/y;tcp\rZX-A: 1\rZX-B: 2\r\nMessage-ID: m\r\n-------abcd$\r\n";
+    let mut d = Decoder::new(Limits {
+        max_headers: 3,
+        ..LIMITS
+    });
+    let mut buf = BytesMut::from(&input[..]);
+    let e = d.decode(&mut buf).unwrap_err();
+    assert_eq!(e.kind(), &DecodeErrorKind::MalformedHeader);
+    assert!(!e.is_fatal());
+    assert!(e.frame().unwrap().headers.len() <= 3);
+    assert!(buf.is_empty());
+}

@@ -11,13 +11,24 @@ use crate::util::cargo;
 
 pub(super) fn run(ctx: &Ctx) -> SuiteResult {
     let mut r = SuiteResult::new("jingle-oracle");
-    let recording = ctx.shared.join("conformance/jingle/oracle/oracle-jinglejs.json");
+    let recording = ctx
+        .shared
+        .join("conformance/jingle/oracle/oracle-jinglejs.json");
     if !recording.is_file() {
         return r.could_not_run(format!("no oracle recording at {}", recording.display()));
     }
     let out = match cargo()
         .current_dir(&ctx.root)
-        .args(["test", "-q", "-p", "huddle-session", "--test", "oracle", "--", "--nocapture"])
+        .args([
+            "test",
+            "-q",
+            "-p",
+            "huddle-session",
+            "--test",
+            "oracle",
+            "--",
+            "--nocapture",
+        ])
         .env("HUDDLE_ORACLE_REPORT", "1")
         .env("HUDDLE_SHARED", &ctx.shared)
         .stderr(Stdio::inherit())
@@ -57,7 +68,10 @@ pub(super) fn run(ctx: &Ctx) -> SuiteResult {
     if r.cases == 0 || !out.status.success() {
         r.case(
             "cargo test --test oracle",
-            Err(format!("exited with {} ({} scenarios reported)", out.status, r.cases)),
+            Err(format!(
+                "exited with {} ({} scenarios reported)",
+                out.status, r.cases
+            )),
         );
     }
     r

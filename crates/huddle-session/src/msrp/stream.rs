@@ -50,11 +50,8 @@ pub fn into_stream(handle: MsrpSessionHandle, content_type: &str, max_piece: usi
         let inbound = async {
             while let Some(ev) = events.recv().await {
                 match ev {
-                    MsrpEvent::Message { body, .. } => {
-                        if wr.write_all(&body).await.is_err() {
-                            break;
-                        }
-                    }
+                    MsrpEvent::Message { body, .. } if wr.write_all(&body).await.is_err() => break,
+                    MsrpEvent::Message { .. } => {}
                     MsrpEvent::Outcome {
                         outcome: MessageOutcome::Failed { .. },
                         ..

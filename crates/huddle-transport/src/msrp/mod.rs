@@ -7,6 +7,7 @@
 //!   [`AcceptorRelay`]: `prepare` → the full local path for SDP `a=path`,
 //!   `complete(remote_path)` → a bound transport, `cleanup`. One use each.
 //! - [`MsrpServer`]: one listening socket shared by many sessions.
+//! - [`SharedConnection`]: one connection carrying several sessions (RFC 4975 §5.4).
 //! - [`trafficlog`]: every frame in and out, to `tracing` or a user logger.
 
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use huddle_msrp::{Limits, MsrpUri, UriError};
 
 pub mod connect;
 pub mod server;
+pub mod shared;
 pub mod stream;
 pub mod trafficlog;
 pub mod transport;
@@ -26,6 +28,7 @@ pub use connect::{
     AcceptorDirect, AcceptorRelay, ConnectError, ConnectorDirect, ConnectorRelay, MsrpConnector,
 };
 pub use server::MsrpServer;
+pub use shared::{SharedConnection, SharedError, SharedSession};
 pub use stream::{MsrpStream, StreamError, TlsSettings};
 pub use trafficlog::{SharedLogger, TracingLogger, TrafficLogger};
 pub use transport::{MsrpTransport, TransportError};
