@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
+mod huddle_relay;
 mod jingle_oracle;
 mod kamailio;
 mod kamailio_relay_client;
@@ -99,6 +100,7 @@ pub(crate) const SUITES: &[(&str, Suite)] = &[
     ("msrp-rfc-vectors", msrp_vectors::run),
     ("kamailio-transcript", kamailio::run),
     ("kamailio-relay-client", kamailio_relay_client::run),
+    ("huddle-relay", huddle_relay::run),
     ("tshark-msrp", tshark::run),
     ("jingle-xep-vectors", crate::jingle::xep_vectors_suite),
     ("jingle-stanza-vectors", crate::jingle::stanza_vectors_suite),
