@@ -1,0 +1,533 @@
+//! Custom sessions (AIMCC Technote 8) in the deterministic harness: several endpoints,
+//! simulated clock and network. The Message-mode transport is simulated by feeding the
+//! sans-IO layer's `TransportAction`s back as member reports.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use huddle_jingle::{Iq, Jid, ReasonCondition};
+use huddle_session::custom::{
+    CapabilityUuid, CustomError, CustomId, CustomSessions, CustomState, Event, InviteFailure, Mode,
+    SendFailure, SendId, TransportAction, TransportInfo,
+};
+use huddle_session::harness::{NetConfig, Node, Sim};
+use huddle_session::jingle::Config;
+
+const UUID: &str = "09461349-4c7f-11d1-8222-444553540000";
+const OTHER: &str = "748f2c00-1c5e-4a3b-9c1d-2f6a1b0e9d11";
+
+fn jid(s: &str) -> Jid {
+    Jid::new(s).expect("jid")
+}
+
+fn uuid(s: &str) -> CapabilityUuid {
+    s.parse().expect("uuid")
+}
+
+/// One party: the sans-IO custom sessions plus everything they reported.
+struct CustomNode {
+    addr: String,
+    core: CustomSessions,
+    events: Vec<Event>,
+    actions: Vec<TransportAction>,
+}
+
+impl CustomNode {
+    fn new(addr: &str, seed: u64, caps: &[&str]) -> CustomNode {
+        let mut config = Config::new(jid(addr));
+        config.seed = Some(seed);
+        let mut core = CustomSessions::new(config);
+        for c in caps {
+            core.add_capability(uuid(c));
+        }
+        CustomNode {
+            addr: addr.to_owned(),
+            core,
+            events: Vec::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(e) = self.core.poll_event() {
+            self.events.push(e);
+        }
+        while let Some(a) = self.core.poll_action() {
+            self.actions.push(a);
+        }
+    }
+
+    fn incoming(&self) -> Vec<(CustomId, CapabilityUuid, Mode, Option<String>)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::NewSession {
+                    id,
+                    uuid,
+                    mode,
+                    name,
+                    ..
+                } => Some((*id, *uuid, *mode, name.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn states(&self, want: CustomId) -> Vec<CustomState> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::StateChanged { id, state } if *id == want => Some(*state),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn received(&self) -> Vec<(String, Bytes)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::DataReceived { from, data, .. } => Some((from.to_string(), data.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Send results by send id: each must appear exactly once.
+    fn send_results(&self) -> HashMap<SendId, Vec<Result<(), SendFailure>>> {
+        let mut m: HashMap<SendId, Vec<_>> = HashMap::new();
+        for e in &self.events {
+            if let Event::SendResult { send, result, .. } = e {
+                m.entry(*send).or_default().push(result.clone());
+            }
+        }
+        m
+    }
+}
+
+impl Node for CustomNode {
+    type Msg = Iq;
+
+    fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn handle(&mut self, from: &str, mut msg: Iq, now: Instant) {
+        msg.from = Jid::new(from).ok();
+        self.core.handle_iq(msg, now);
+        self.drain();
+    }
+
+    fn poll_transmit(&mut self, now: Instant) -> Option<(String, Iq)> {
+        self.drain();
+        let iq = self.core.poll_transmit(now)?;
+        let to = iq.to.as_ref().map(|j| j.to_string()).unwrap_or_default();
+        Some((to, iq))
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.core.handle_timeout(now);
+        self.drain();
+    }
+}
+
+fn net(seed: u64) -> NetConfig {
+    NetConfig {
+        latency: Duration::from_millis(20),
+        jitter: Duration::from_millis(40),
+        loss: 0.0,
+        seed,
+        max_steps: 100_000,
+    }
+}
+
+fn assert_one_result_per_send(node: &CustomNode, sends: &[SendId]) {
+    let results = node.send_results();
+    for s in sends {
+        assert_eq!(
+            results.get(s).map(Vec::len),
+            Some(1),
+            "send {s:?} must end in exactly one send result: {results:?}"
+        );
+    }
+    assert_eq!(results.len(), sends.len(), "no result without a send");
+}
+
+#[test]
+fn offer_answer_data_both_ways_with_reordering_network() {
+    for seed in 1..=5 {
+        let mut sim: Sim<CustomNode> = Sim::new(net(seed));
+        let a = sim.add(CustomNode::new("alice@x/1", seed, &[UUID]));
+        let b = sim.add(CustomNode::new("bob@x/1", seed + 100, &[UUID]));
+        let id = sim.node_mut(a).core.create(uuid(UUID)).expect("create");
+        sim.node_mut(a)
+            .core
+            .invite(id, jid("bob@x/1"))
+            .expect("invite");
+        sim.run_until_idle().expect("idle");
+
+        // The invitee checks the UUID, then accepts.
+        let inc = sim.node(b).incoming();
+        assert_eq!(inc.len(), 1);
+        let (bid, got_uuid, mode, name) = inc[0].clone();
+        assert_eq!(
+            (got_uuid, mode, name),
+            (uuid(UUID), Mode::OfferAnswer, None)
+        );
+        assert_eq!(sim.node(b).states(bid), vec![CustomState::ReceivedProposal]);
+        sim.node_mut(b).core.accept(bid).expect("accept");
+        sim.run_until_idle().expect("idle");
+        assert_eq!(
+            sim.node(a).states(id),
+            vec![CustomState::Inviting, CustomState::Online]
+        );
+        assert_eq!(
+            sim.node(b).states(bid),
+            vec![CustomState::ReceivedProposal, CustomState::Online]
+        );
+        assert!(sim.node(a).events.iter().any(|e| matches!(e,
+            Event::InviteResult { peer, result: Ok(()), .. } if *peer == jid("bob@x/1"))));
+
+        let mut a_sends = Vec::new();
+        for i in 0..10u8 {
+            let s = sim
+                .node_mut(a)
+                .core
+                .send_data(id, None, Bytes::from(vec![i; usize::from(i) + 1]))
+                .expect("send");
+            a_sends.push(s);
+        }
+        let b_send = sim
+            .node_mut(b)
+            .core
+            .send_data(bid, None, Bytes::from_static(b"pong \x00\xff"))
+            .expect("send");
+        sim.run_until_idle().expect("idle");
+
+        assert_one_result_per_send(sim.node(a), &a_sends);
+        assert_one_result_per_send(sim.node(b), &[b_send]);
+        assert!(sim.node(a).send_results().values().all(|r| r[0].is_ok()));
+        // One data IQ in flight at a time: order survives a reordering network.
+        let got: Vec<Bytes> = sim.node(b).received().into_iter().map(|(_, d)| d).collect();
+        let want: Vec<Bytes> = (0..10u8)
+            .map(|i| Bytes::from(vec![i; usize::from(i) + 1]))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            sim.node(a).received(),
+            vec![("bob@x/1".to_owned(), Bytes::from_static(b"pong \x00\xff"))]
+        );
+
+        sim.node_mut(b).core.end(bid).expect("end");
+        sim.run_until_idle().expect("idle");
+        assert_eq!(sim.node(a).core.state(id), Ok(CustomState::Ended));
+        assert!(
+            sim.node(a)
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::ParticipantLeft { ejected: false, .. }))
+        );
+    }
+}
+
+#[test]
+fn reject_and_unannounced_capability_end_the_invitation() {
+    let mut sim: Sim<CustomNode> = Sim::new(net(3));
+    let a = sim.add(CustomNode::new("alice@x/1", 1, &[UUID, OTHER]));
+    let b = sim.add(CustomNode::new("bob@x/1", 2, &[UUID]));
+    // Bob announced UUID only: a proposal for OTHER never reaches his application.
+    let other = sim.node_mut(a).core.create(uuid(OTHER)).expect("create");
+    sim.node_mut(a)
+        .core
+        .invite(other, jid("bob@x/1"))
+        .expect("invite");
+    let mine = sim.node_mut(a).core.create(uuid(UUID)).expect("create");
+    sim.node_mut(a)
+        .core
+        .invite(mine, jid("bob@x/1"))
+        .expect("invite");
+    sim.run_until_idle().expect("idle");
+    let inc = sim.node(b).incoming();
+    assert_eq!(inc.len(), 1, "only the announced capability is offered");
+    assert_eq!(inc[0].1, uuid(UUID));
+    sim.node_mut(b).core.reject(inc[0].0).expect("reject");
+    sim.run_until_idle().expect("idle");
+
+    let results: Vec<(CustomId, Result<(), InviteFailure>)> = sim
+        .node(a)
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::InviteResult { id, result, .. } => Some((*id, result.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results.len(), 2);
+    for (id, r) in results {
+        if id == mine {
+            assert_eq!(r, Err(InviteFailure::Rejected));
+        } else {
+            match r {
+                Err(InviteFailure::Failed(Some(reason))) => {
+                    assert_eq!(reason.condition, ReasonCondition::UnsupportedApplications);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(sim.node(a).core.state(mine), Ok(CustomState::Ended));
+    assert_eq!(sim.node(a).core.state(other), Ok(CustomState::Ended));
+    assert_eq!(sim.node(b).core.state(inc[0].0), Ok(CustomState::Ended));
+    // The owner cannot create a session for a capability it did not announce.
+    assert_eq!(
+        sim.node_mut(b).core.create(uuid(OTHER)),
+        Err(CustomError::UnknownCapability(uuid(OTHER)))
+    );
+}
+
+#[test]
+fn calls_that_do_not_apply_to_the_mode_are_typed_errors() {
+    let mut n = CustomNode::new("alice@x/1", 1, &[UUID]);
+    let oa = n.core.create(uuid(UUID)).expect("create");
+    // AIMCC Technote 8: Name is a Message-mode property; CancelProposal and Eject are
+    // Message-mode methods; GetStream is Streams-only; SendData is Offer-Answer and
+    // Message.
+    let na = |r: Result<_, CustomError>, call: &str, mode: Mode| match r {
+        Err(CustomError::NotApplicable { call: c, mode: m }) => {
+            assert_eq!((c, m), (call, mode));
+        }
+        other => panic!("{call}: expected NotApplicable, got {other:?}"),
+    };
+    na(
+        n.core.set_name(oa, "x").map(|_| ()),
+        "set_name",
+        Mode::OfferAnswer,
+    );
+    na(n.core.name(oa).map(|_| ()), "name", Mode::OfferAnswer);
+    na(
+        n.core.cancel_proposal(oa, &jid("b@x/1")),
+        "cancel_proposal",
+        Mode::OfferAnswer,
+    );
+    na(n.core.eject(oa, &jid("b@x/1")), "eject", Mode::OfferAnswer);
+    na(
+        n.core.stream_params(oa).map(|_| ()),
+        "stream",
+        Mode::OfferAnswer,
+    );
+
+    let st = n.core.create(uuid(UUID)).expect("create");
+    n.core.set_mode(st, Mode::Streams).expect("mode");
+    na(
+        n.core.send_data(st, None, Bytes::new()).map(|_| ()),
+        "send_data",
+        Mode::Streams,
+    );
+    na(n.core.eject(st, &jid("b@x/1")), "eject", Mode::Streams);
+    assert_eq!(
+        n.core.invite(st, jid("b@x/1")),
+        Err(CustomError::MissingTransport)
+    );
+
+    let msg = n.core.create(uuid(UUID)).expect("create");
+    n.core.set_mode(msg, Mode::Message).expect("mode");
+    n.core.set_name(msg, "room").expect("name");
+    assert_eq!(n.core.name(msg), Ok(Some("room")));
+    na(
+        n.core.stream_params(msg).map(|_| ()),
+        "stream",
+        Mode::Message,
+    );
+    // Sending before anyone accepted is a state error, not a silent drop.
+    assert!(matches!(
+        n.core.send_data(msg, None, Bytes::new()),
+        Err(CustomError::InvalidState { .. })
+    ));
+
+    // Offer-Answer is between two participants.
+    n.core.invite(oa, jid("b@x/1")).expect("invite");
+    assert_eq!(
+        n.core.invite(oa, jid("c@x/1")),
+        Err(CustomError::TooManyParticipants(Mode::OfferAnswer))
+    );
+    // The mode is fixed once invitations went out.
+    assert!(matches!(
+        n.core.set_mode(oa, Mode::Message),
+        Err(CustomError::InvalidState { .. })
+    ));
+}
+
+#[test]
+fn message_mode_invite_cancel_eject_and_limits() {
+    let mut sim: Sim<CustomNode> = Sim::new(net(9));
+    let o = sim.add(CustomNode::new("owner@x/1", 1, &[UUID]));
+    let p1 = sim.add(CustomNode::new("p1@x/1", 2, &[UUID]));
+    let p2 = sim.add(CustomNode::new("p2@x/1", 3, &[UUID]));
+    let p3 = sim.add(CustomNode::new("p3@x/1", 4, &[UUID]));
+    let id = sim.node_mut(o).core.create(uuid(UUID)).expect("create");
+    let core = &mut sim.node_mut(o).core;
+    core.set_mode(id, Mode::Message).expect("mode");
+    core.set_name(id, "war room").expect("name");
+    core.set_transport(
+        id,
+        TransportInfo {
+            addr: "127.0.0.1:4000".parse().expect("addr"),
+            secret: Vec::new(),
+        },
+    )
+    .expect("transport");
+    for p in ["p1@x/1", "p2@x/1", "p3@x/1"] {
+        sim.node_mut(o).core.invite(id, jid(p)).expect("invite");
+    }
+    sim.run_until_idle().expect("idle");
+    // The proposal carries the name and the host's address.
+    for p in [p1, p2, p3] {
+        let inc = sim.node(p).incoming();
+        assert_eq!(inc.len(), 1);
+        assert_eq!(inc[0].2, Mode::Message);
+        assert_eq!(inc[0].3.as_deref(), Some("war room"));
+    }
+    // p3's proposal is withdrawn before it answers.
+    sim.node_mut(o)
+        .core
+        .cancel_proposal(id, &jid("p3@x/1"))
+        .expect("cancel");
+    let ids: Vec<CustomId> = [p1, p2]
+        .iter()
+        .map(|p| sim.node(*p).incoming()[0].0)
+        .collect();
+    sim.node_mut(p1).core.accept(ids[0]).expect("accept");
+    sim.node_mut(p2).core.accept(ids[1]).expect("accept");
+    sim.run_until_idle().expect("idle");
+    let p3_id = sim.node(p3).incoming()[0].0;
+    assert_eq!(sim.node(p3).core.state(p3_id), Ok(CustomState::Ended));
+    assert!(sim.node(o).events.iter().any(|e| matches!(e,
+        Event::InviteResult { peer, result: Err(InviteFailure::Cancelled), .. } if *peer == jid("p3@x/1"))));
+
+    // Host-side transport actions: invite all three, withdraw p3.
+    let host_actions: Vec<_> = sim.node(o).actions.clone();
+    assert!(host_actions.contains(&TransportAction::HostInvite {
+        id,
+        name: "p1@x/1".into()
+    }));
+    assert!(host_actions.contains(&TransportAction::HostCancelInvite {
+        id,
+        name: "p3@x/1".into()
+    }));
+    // Invitees join the host at the advertised address once accepted.
+    for (p, pid) in [(p1, ids[0]), (p2, ids[1])] {
+        assert!(sim.node(p).actions.iter().any(|a| matches!(a,
+            TransportAction::Join { id, addr, .. } if *id == pid && addr.port() == 4000)));
+        assert_eq!(sim.node(p).core.state(pid), Ok(CustomState::Online));
+    }
+    // The (simulated) host admits them: participants joined.
+    sim.node_mut(o).core.handle_member(id, "p1@x/1", true);
+    sim.node_mut(o).core.handle_member(id, "p2@x/1", true);
+    sim.node_mut(o).drain();
+    assert_eq!(
+        sim.node(o).core.participants(id).expect("participants"),
+        vec![jid("p1@x/1"), jid("p2@x/1")]
+    );
+
+    // Messages: to one and to all; over 64 KiB refused up front.
+    let one = sim
+        .node_mut(o)
+        .core
+        .send_data(id, Some(&jid("p1@x/1")), Bytes::from_static(b"hi p1"))
+        .expect("send");
+    let all = sim
+        .node_mut(o)
+        .core
+        .send_data(id, None, Bytes::from_static(b"hi all"))
+        .expect("send");
+    assert_eq!(
+        sim.node_mut(o)
+            .core
+            .send_data(id, None, Bytes::from(vec![0; 64 * 1024 + 1])),
+        Err(CustomError::TooLarge { len: 64 * 1024 + 1 })
+    );
+    sim.node_mut(o).drain();
+    let sends: Vec<_> = sim
+        .node(o)
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            TransportAction::Send { send, to, .. } => Some((*send, to.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sends, vec![(one, Some("p1@x/1".into())), (all, None)]);
+    sim.node_mut(o).core.handle_send_result(id, one, Ok(()));
+    // A duplicate report does not produce a second result.
+    sim.node_mut(o).core.handle_send_result(id, one, Ok(()));
+
+    // Eject p2 (Message mode only).
+    sim.node_mut(o)
+        .core
+        .eject(id, &jid("p2@x/1"))
+        .expect("eject");
+    sim.run_until_idle().expect("idle");
+    assert!(sim.node(o).actions.contains(&TransportAction::HostEject {
+        id,
+        name: "p2@x/1".into()
+    }));
+    assert!(sim.node(o).events.iter().any(|e| matches!(e,
+        Event::ParticipantLeft { peer, ejected: true, .. } if *peer == jid("p2@x/1"))));
+    assert_eq!(sim.node(p2).core.state(ids[1]), Ok(CustomState::Ended));
+    assert_eq!(sim.node(o).core.state(id), Ok(CustomState::Online));
+
+    // Ending the session fails the send still with the transport.
+    sim.node_mut(o).core.end(id).expect("end");
+    sim.run_until_idle().expect("idle");
+    assert_one_result_per_send(sim.node(o), &[one, all]);
+    assert_eq!(
+        sim.node(o).send_results()[&all],
+        vec![Err(SendFailure::SessionEnded)]
+    );
+    assert_eq!(sim.node(p1).core.state(ids[0]), Ok(CustomState::Ended));
+    assert!(sim.node(o).actions.contains(&TransportAction::Close { id }));
+}
+
+#[test]
+fn a_vanished_peer_fails_every_pending_send_once() {
+    let mut sim: Sim<CustomNode> = Sim::new(net(4));
+    let a = sim.add(CustomNode::new("alice@x/1", 1, &[UUID]));
+    let b = sim.add(CustomNode::new("bob@x/1", 2, &[UUID]));
+    let id = sim.node_mut(a).core.create(uuid(UUID)).expect("create");
+    sim.node_mut(a)
+        .core
+        .invite(id, jid("bob@x/1"))
+        .expect("invite");
+    sim.run_until_idle().expect("idle");
+    let bid = sim.node(b).incoming()[0].0;
+    sim.node_mut(b).core.accept(bid).expect("accept");
+    sim.run_until_idle().expect("idle");
+
+    sim.disconnect("bob@x/1");
+    let sends: Vec<SendId> = (0..3)
+        .map(|i| {
+            sim.node_mut(a)
+                .core
+                .send_data(id, None, Bytes::from(vec![i]))
+                .expect("send")
+        })
+        .collect();
+    // The first data IQ times out (30 s of simulated time): the session ends with
+    // `timeout` and the queued ones fail with it.
+    sim.run_for(Duration::from_secs(40)).expect("run");
+    sim.run_until_idle().expect("idle");
+    assert_one_result_per_send(sim.node(a), &sends);
+    let results = sim.node(a).send_results();
+    assert!(matches!(
+        results[&sends[0]][0],
+        Err(SendFailure::Signaling(_))
+    ));
+    assert_eq!(results[&sends[2]], vec![Err(SendFailure::SessionEnded)]);
+    assert_eq!(sim.node(a).core.state(id), Ok(CustomState::Ended));
+    assert!(sim.elapsed() >= Duration::from_secs(30));
+}
