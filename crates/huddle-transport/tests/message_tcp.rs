@@ -382,3 +382,79 @@ async fn a_participant_detects_a_silent_host() {
         .expect("in time")
         .expect("fake host");
 }
+
+#[tokio::test]
+async fn send_many_delivers_a_batch_in_order_across_backpressure() {
+    // A queue mark far below the batch: the call must wait for the driver to drain the
+    // queue several times and continue where it stopped.
+    let config = Config {
+        max_queued: 4096,
+        ..Config::default()
+    };
+    let (host, addr) = host(Config::default(), &["alice"]).await;
+    let alice = join(addr, "alice", config).await;
+    let n = 20_000u32;
+    let payloads: Vec<[u8; 4]> = (0..n).map(u32::to_be_bytes).collect();
+    let sender = tokio::spawn(async move {
+        alice
+            .send_many(Recipient::One(ParticipantId::HOST), &payloads)
+            .await
+            .expect("send_many");
+        alice
+    });
+    let mut next = 0u32;
+    let mut buf = Vec::new();
+    timeout(DEADLINE, async {
+        while next < n {
+            buf.clear();
+            host.recv_many(&mut buf, 1024).await;
+            for e in &buf {
+                if let HostEvent::Message { payload, .. } = e {
+                    assert_eq!(
+                        u32::from_be_bytes(payload[..].try_into().expect("4 bytes")),
+                        next,
+                        "in order"
+                    );
+                    next += 1;
+                }
+            }
+        }
+    })
+    .await
+    .expect("in time");
+    let _alice = timeout(DEADLINE, sender)
+        .await
+        .expect("sender in time")
+        .expect("sender");
+}
+
+#[tokio::test]
+async fn send_many_with_one_oversized_payload_queues_nothing() {
+    let (host, addr) = host(Config::default(), &["alice"]).await;
+    let alice = join(addr, "alice", Config::default()).await;
+    let small = vec![7u8; 10];
+    let big = vec![1u8; MAX_PAYLOAD + 1];
+    assert_eq!(
+        alice
+            .send_many(Recipient::All, &[small.clone(), big, small.clone()])
+            .await,
+        Err(SendError::TooLarge {
+            len: MAX_PAYLOAD + 1
+        })
+    );
+    // The first thing the host gets is the marker sent after the refused batch.
+    alice
+        .send_many(Recipient::All, &[b"marker".to_vec()])
+        .await
+        .expect("send_many");
+    let got = timeout(
+        DEADLINE,
+        host_matching(&host, |e| matches!(e, HostEvent::Message { .. })),
+    )
+    .await
+    .expect("in time");
+    let HostEvent::Message { payload, .. } = got else {
+        unreachable!("matched")
+    };
+    assert_eq!(&payload[..], b"marker");
+}

@@ -11,7 +11,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::frame::{ParticipantId, Recipient};
+use super::frame::{MAX_PAYLOAD, ParticipantId, Recipient};
 use super::host::{Host, HostEvent, LinkId};
 use super::participant::{Participant, ParticipantEvent, SessionEnd};
 use super::{Config, SendError};
@@ -254,6 +254,57 @@ impl MessageClient {
                 w.wake_by_ref();
             }
             Poll::Ready(r)
+        })
+        .await
+    }
+
+    /// Queues every payload in `payloads`, in order, to `to`: the batch path. One lock
+    /// and one driver wake-up cover as many messages as fit below
+    /// [`Config::max_queued`]; when the queue is full the call waits for the driver to
+    /// drain it and continues where it stopped, so a long batch never holds more than
+    /// the high-water mark (plus one message). Everything queued in between goes out in
+    /// one write (see the [module docs](super)).
+    ///
+    /// A payload over 64 KiB refuses the whole batch before anything is queued. If the
+    /// session ends midway, the error is returned and the rest is not queued.
+    pub async fn send_many<P: AsRef<[u8]>>(
+        &self,
+        to: Recipient,
+        payloads: &[P],
+    ) -> Result<(), SendError> {
+        if let Some(p) = payloads.iter().find(|p| p.as_ref().len() > MAX_PAYLOAD) {
+            return Err(SendError::TooLarge {
+                len: p.as_ref().len(),
+            });
+        }
+        let mut next = 0;
+        poll_fn(|cx| {
+            let mut s = lock(&self.shared);
+            let was_empty = s.core.queued() == 0;
+            let now = now();
+            let mut result = Ok(());
+            while next < payloads.len() {
+                if s.core.queued() >= s.config.max_queued && s.core.ended().is_none() {
+                    s.send = Some(cx.waker().clone());
+                    break;
+                }
+                if let Err(e) = s.core.send(to, payloads[next].as_ref(), now) {
+                    result = Err(e);
+                    break;
+                }
+                next += 1;
+            }
+            if was_empty
+                && s.core.queued() > 0
+                && let Some(w) = &s.driver
+            {
+                w.wake_by_ref();
+            }
+            if result.is_err() || next == payloads.len() {
+                Poll::Ready(result)
+            } else {
+                Poll::Pending
+            }
         })
         .await
     }

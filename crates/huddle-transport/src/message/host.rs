@@ -246,6 +246,8 @@ impl Host {
         if !buf.is_empty() {
             l.live.received(now);
         }
+        // Looked up again only after a frame that may change the link's state.
+        let mut member = l.member;
         loop {
             let f = match frame::decode(buf) {
                 Ok(Some(f)) => f,
@@ -256,7 +258,26 @@ impl Host {
                     return Err(e);
                 }
             };
-            let member = self.links.get(&link).and_then(|l| l.member);
+            // The hot path: a message for the host changes no state, so the next frame
+            // needs no fresh look-up.
+            let f = match (member, f) {
+                (
+                    Some(from),
+                    Frame::Data {
+                        to: Recipient::One(ParticipantId::HOST),
+                        payload,
+                        ..
+                    },
+                ) => {
+                    self.events.push_back(HostEvent::Message {
+                        from,
+                        to_all: false,
+                        payload,
+                    });
+                    continue;
+                }
+                (_, f) => f,
+            };
             let r = match (member, f) {
                 (None, Frame::Hello { version, name }) => {
                     self.hello(link, version, name);
@@ -284,9 +305,12 @@ impl Host {
                 buf.clear();
                 return Err(e);
             }
-            if self.links.get(&link).is_none_or(|l| l.closing) {
-                buf.clear();
-                return Ok(());
+            match self.links.get(&link) {
+                Some(l) if !l.closing => member = l.member,
+                _ => {
+                    buf.clear();
+                    return Ok(());
+                }
             }
         }
     }
