@@ -636,7 +636,7 @@ impl SessionManager {
 
     /// Answers a request that could not be decoded (e.g. an action XEP-0166 does not
     /// define, a missing sid): `bad-request` (XEP-0166 §7.2: "If an entity receives a
-    /// value not defined here, it [...] MUST return a <bad-request/> error").
+    /// value not defined here, it [...] MUST return a `<bad-request/>` error").
     pub fn reject_malformed(&mut self, from: Option<Jid>, id: String, error: &ParseError) {
         let request = Iq {
             kind: IqType::Set,
