@@ -146,6 +146,22 @@ impl MsrpTransport {
         })
     }
 
+    /// Hands the connection over to another driver (such as huddle-session's MSRP
+    /// session driver): the stream, and the bytes read from it but not yet handed out
+    /// (chunks read ahead are re-encoded in front), which the new reader must see first.
+    /// After this the relay grant is no longer refreshed by this transport.
+    pub fn into_stream(self) -> Result<(MsrpStream, bytes::BytesMut), CodecError> {
+        use tokio_util::codec::Encoder as _;
+        let parts = self.framed.into_parts();
+        let mut codec = parts.codec;
+        let mut prefix = bytes::BytesMut::new();
+        for chunk in self.pending {
+            codec.encode(chunk, &mut prefix)?;
+        }
+        prefix.extend_from_slice(&parts.read_buf);
+        Ok((parts.io, prefix))
+    }
+
     /// Our own URI on this connection.
     pub fn local_uri(&self) -> &MsrpUri {
         &self.local_uri
