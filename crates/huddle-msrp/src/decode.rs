@@ -17,7 +17,7 @@ use memchr::memmem;
 
 use crate::chunk::{Chunk, Flag, Method, StartLine, TransactionId, is_transaction_id};
 use crate::generated::headers::KnownHeader;
-use crate::header::{ByteRange, HeaderError, HeaderName, HeaderValue, Headers, is_token};
+use crate::header::{ByteRange, HeaderError, HeaderName, Headers, is_token};
 use crate::status::StatusCode;
 
 /// Configurable bounds on what one frame may make the decoder hold.
@@ -167,6 +167,10 @@ struct Head {
 }
 
 #[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per decoder; boxing the body state costs an allocation per frame"
+)]
 enum State {
     /// Scanning a start line and headers. `scan` is where the search for the next LF
     /// resumes; `line` where the current line starts.
@@ -177,7 +181,8 @@ enum State {
         lines: usize,
     },
     /// Scanning a body (which starts at the front of the buffer) for its end-line.
-    Body(Box<BodyScan>),
+    /// Not boxed: a box would cost an allocation per frame.
+    Body(BodyScan),
     /// A fatal error happened.
     Failed,
 }
@@ -199,6 +204,10 @@ pub struct Decoder {
     limits: Limits,
     state: State,
     finder: memmem::Finder<'static>,
+    /// Where each header line of the frame being scanned starts (offsets from the
+    /// start line), recorded by the line scanner so the header parser does not
+    /// search for line ends again. Reused from frame to frame.
+    line_starts: Vec<usize>,
 }
 
 impl Default for Decoder {
@@ -218,6 +227,7 @@ impl Decoder {
             limits,
             state: Self::fresh(),
             finder: memmem::Finder::new(BODY_END),
+            line_starts: Vec::new(),
         }
     }
 
@@ -337,6 +347,7 @@ impl Decoder {
                         return fatal(DecodeErrorKind::BadStartLine, None);
                     }
                     *tid = Some((5, 5 + sp));
+                    self.line_starts.clear();
                 }
                 Some((ts, te)) => {
                     let tid_bytes = &buf[ts..te];
@@ -355,23 +366,24 @@ impl Decoder {
                         let head_len = *line;
                         let frame = buf.split_to(end + 1).freeze();
                         self.state = Self::fresh();
-                        let head = parse_head(&frame, (ts, te), head_len.saturating_sub(2));
+                        let head = parse_head(frame, (ts, te), head_len, &self.line_starts);
                         return Ok(Some(finish(head, None, flag, None)));
                     }
                     if text.is_empty() {
                         // The blank line after the headers: content-stuff follows.
                         let head_len = *line;
                         let head_bytes = buf.split_to(end + 1).freeze();
-                        let head = parse_head(&head_bytes, (ts, te), head_len.saturating_sub(2));
-                        self.state = State::Body(Box::new(BodyScan {
+                        let head = parse_head(head_bytes, (ts, te), head_len, &self.line_starts);
+                        self.state = State::Body(BodyScan {
                             head,
                             search: 0,
                             delivered: 0,
                             segments: 0,
-                        }));
+                        });
                         return Ok(Some(HeadDone::Body));
                     }
                     *lines += 1;
+                    self.line_starts.push(*line);
                     if *lines > self.limits.max_headers {
                         let tid = TransactionId::from_checked(Bytes::copy_from_slice(tid_bytes));
                         return fatal(
@@ -437,7 +449,7 @@ impl Decoder {
                     delivered,
                     segments,
                     ..
-                } = *scan;
+                } = scan;
                 let total = delivered + body.len() as u64;
                 if discard {
                     return Err(head_error(head));
@@ -580,16 +592,19 @@ fn finish_body(mut head: Head, body: Bytes, flag: Flag, segments: u32, total: u6
     HeadDone::Chunk(chunk)
 }
 
-/// Parses a complete head (start line, header lines; `head_len` excludes the blank
-/// line or end-line). Framing errors were caught while scanning; what is found here
+/// Parses a complete head: the start line and the header lines that start at
+/// `line_starts`, `head_len` being where the blank line or end-line starts. Framing
+/// errors were caught while scanning (every line ends with CRLF); what is found here
 /// is a non-fatal error of this frame.
-fn parse_head(frame: &Bytes, (ts, te): (usize, usize), head_len: usize) -> Head {
+fn parse_head(
+    frame: Bytes,
+    (ts, te): (usize, usize),
+    head_len: usize,
+    line_starts: &[usize],
+) -> Head {
     let tid = TransactionId::from_checked(frame.slice(ts..te));
-    // Lines end with CRLF (checked while scanning); a lone CR inside a line is not a
-    // line break but a forbidden character (RFC 4975 §9: utf8text has no CR).
-    let line_end = |from: usize| -> usize {
-        memchr::memchr(b'\n', &frame[from..head_len]).map_or(head_len, |i| from + i - 1)
-    };
+    // Line `i` ends (before its CRLF) where the next line starts, minus 2.
+    let line_end = |i: usize| line_starts.get(i).copied().unwrap_or(head_len) - 2;
     let first_end = line_end(0);
     let rest = &frame[te + 1..first_end];
     let mut error = None;
@@ -626,34 +641,41 @@ fn parse_head(frame: &Bytes, (ts, te): (usize, usize), head_len: usize) -> Head 
             }
         }
     };
-    let mut headers = Headers::with_capacity(8);
-    let mut pos = first_end + 2;
-    while pos < head_len {
-        let eol = line_end(pos);
-        let line = &frame[pos..eol];
-        match parse_header_line(line) {
-            Some((colon, vstart)) => {
-                let name = HeaderName::from_wire(frame.slice(pos..pos + colon));
-                let value = HeaderValue::from_checked(frame.slice(pos + vstart..eol));
-                headers.push_raw(name, value);
+    let mut headers = Headers::decoded(frame.clone(), line_starts.len());
+    let (mut to_path, mut from_path) = (false, false);
+    let mut byte_range = None;
+    for (i, &pos) in line_starts.iter().enumerate() {
+        let eol = line_end(i + 1);
+        match parse_header_line(&frame, pos, eol) {
+            Some((name, vstart)) => {
+                match name.known_header() {
+                    Some(KnownHeader::ToPath) => to_path = true,
+                    Some(KnownHeader::FromPath) => from_path = true,
+                    Some(KnownHeader::ByteRange) if byte_range.is_none() => {
+                        byte_range = Some((vstart, eol));
+                    }
+                    _ => {}
+                }
+                headers.push_wire(name, vstart, eol);
             }
             None => {
                 error.get_or_insert(DecodeErrorKind::MalformedHeader);
             }
         }
-        pos = eol + 2;
     }
     // RFC 4975 §7.1: "The To-Path and From-Path header fields MUST be present in all
     // requests and responses" (they are the first two headers, but real peers reorder).
-    for h in [KnownHeader::ToPath, KnownHeader::FromPath] {
-        if headers.get(h).is_none() {
-            error.get_or_insert(DecodeErrorKind::MissingHeader(h));
-        }
+    if !to_path {
+        error.get_or_insert(DecodeErrorKind::MissingHeader(KnownHeader::ToPath));
     }
-    let range = match headers
-        .get(KnownHeader::ByteRange)
-        .map(str::parse::<ByteRange>)
-    {
+    if !from_path {
+        error.get_or_insert(DecodeErrorKind::MissingHeader(KnownHeader::FromPath));
+    }
+    let range = match byte_range.map(|(s, e)| {
+        std::str::from_utf8(&frame[s..e])
+            .expect("header values are validated UTF-8")
+            .parse::<ByteRange>()
+    }) {
         Some(Ok(r)) => Some(r),
         Some(Err(e)) => {
             error.get_or_insert(DecodeErrorKind::BadHeader(e));
@@ -670,27 +692,230 @@ fn parse_head(frame: &Bytes, (ts, te): (usize, usize), head_len: usize) -> Head 
     }
 }
 
-/// `hname ":" SP hval`: returns the colon index and the value start. Leading blanks of
+/// Parses the header line `frame[pos..eol]` (CRLF excluded):
+/// `hname ":" SP hval`. Returns the name and where the value starts. Leading blanks of
 /// the value are tolerated (real peers write `Name:value`).
-fn parse_header_line(line: &[u8]) -> Option<(usize, usize)> {
-    let colon = memchr::memchr(b':', line)?;
-    let name = &line[..colon];
-    // RFC 4975 §9 `hname = ALPHA *token-char`.
-    if !is_token(name) || !name[0].is_ascii_alphabetic() {
-        return None;
-    }
+fn parse_header_line(frame: &Bytes, pos: usize, eol: usize) -> Option<(HeaderName, usize)> {
+    let line = &frame[pos..eol];
+    // RFC 4975 §9 `hval = utf8text`, `utf8text = *(HTAB / %x20-7E / UTF8-NONASCII)`:
+    // no control character (a lone CR included) and valid UTF-8. The name is checked
+    // to be a token below, so the whole line can be checked at once.
+    let colon = text_line_colon(line)??;
+    let raw = &line[..colon];
+    let name = match known_exact(raw) {
+        // Spelled as the spec spells it: a token by construction, no copy needed.
+        Some(h) => HeaderName::known(h),
+        None => {
+            // RFC 4975 §9 `hname = ALPHA *token-char`.
+            if !is_token(raw) || !raw[0].is_ascii_alphabetic() {
+                return None;
+            }
+            let known = KnownHeader::from_wire(raw);
+            HeaderName::from_wire_known(frame.slice(pos..pos + colon), known)
+        }
+    };
     let mut v = colon + 1;
     while v < line.len() && (line[v] == b' ' || line[v] == b'\t') {
         v += 1;
     }
-    let value = &line[v..];
-    if !is_utf8text(value) || std::str::from_utf8(value).is_err() {
-        return None;
-    }
-    Some((colon, v))
+    Some((name, pos + v))
 }
 
 /// RFC 4975 §9 `utf8text = *(HTAB / %x20-7E / UTF8-NONASCII)`: no control characters.
 fn is_utf8text(b: &[u8]) -> bool {
     b.iter().all(|&c| c == b'\t' || (c >= 0x20 && c != 0x7f))
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = ONES * 0x80;
+
+/// One word of a line: is it ASCII text, and where is its first colon?
+enum Word {
+    /// ASCII text; the index of the first `:` in the word, if any.
+    Text(Option<usize>),
+    /// An ASCII control character or DEL.
+    NotText,
+    /// A non-ASCII byte: the line needs the UTF-8 path.
+    NonAscii,
+}
+
+fn word(c: &[u8]) -> Word {
+    let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+    if w & HIGH != 0 {
+        return Word::NonAscii;
+    }
+    // In a word of ASCII bytes nothing carries between bytes: bit 7 of `b + 0x60` is
+    // clear iff b < 0x20, bit 7 of `b + 1` is set iff b == 0x7F. A flagged word is
+    // looked at byte by byte (HTAB is allowed).
+    if (!w.wrapping_add(ONES * 0x60) | w.wrapping_add(ONES)) & HIGH != 0 && !is_utf8text(c) {
+        return Word::NotText;
+    }
+    // A zero byte of `w ^ ':'`: the lowest flagged byte is exact (borrows only
+    // propagate upwards from a real zero).
+    let x = w ^ (ONES * u64::from(b':'));
+    let zero = x.wrapping_sub(ONES) & !x & HIGH;
+    Word::Text((zero != 0).then(|| zero.trailing_zeros() as usize / 8))
+}
+
+/// `None` when `line` is not valid UTF-8 [`is_utf8text`], else the index of its first
+/// colon. ASCII lines (nearly all) are checked eight bytes at a time, the colon being
+/// found in the same pass; others take the byte-by-byte path.
+fn text_line_colon(line: &[u8]) -> Option<Option<usize>> {
+    let slow = || {
+        (is_utf8text(line) && std::str::from_utf8(line).is_ok()).then(|| memchr::memchr(b':', line))
+    };
+    if line.len() < 8 {
+        return if line.is_ascii() && is_utf8text(line) {
+            Some(memchr::memchr(b':', line))
+        } else {
+            slow()
+        };
+    }
+    let mut colon = None;
+    let mut words = line.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut words {
+        match word(c) {
+            Word::Text(Some(i)) if colon.is_none() => colon = Some(at + i),
+            Word::Text(_) => {}
+            Word::NotText => return None,
+            Word::NonAscii => return slow(),
+        }
+        at += 8;
+    }
+    if words.remainder().is_empty() {
+        return Some(colon);
+    }
+    // The last eight bytes, overlapping the words already checked (a colon among
+    // those would have been found already).
+    let tail = line.len() - 8;
+    match word(&line[tail..]) {
+        Word::Text(Some(i)) if colon.is_none() => Some(Some(tail + i)),
+        Word::Text(_) => Some(colon),
+        Word::NotText => None,
+        Word::NonAscii => slow(),
+    }
+}
+
+/// The longest known header name [`KnownHeader`] spellings may have for
+/// [`known_exact`] (checked at compile time).
+const MAX_KNOWN_LEN: usize = 24;
+
+/// A name as up to three little-endian words that cover every byte of names of 4 to
+/// [`MAX_KNOWN_LEN`] bytes: `(first 4, last 4, 0)` below 8 bytes, else the first,
+/// middle and last 8.
+const fn name_words(b: &[u8]) -> (u64, u64, u64) {
+    const fn le(b: &[u8], at: usize, n: usize) -> u64 {
+        let mut v = 0u64;
+        let mut i = 0;
+        while i < n {
+            v |= (b[at + i] as u64) << (8 * i);
+            i += 1;
+        }
+        v
+    }
+    let n = b.len();
+    if n < 8 {
+        (le(b, 0, 4), le(b, n - 4, 4), 0)
+    } else {
+        (le(b, 0, 8), le(b, n / 2 - 4, 8), le(b, n - 8, 8))
+    }
+}
+
+type ExactEntry = Option<((u64, u64, u64), KnownHeader)>;
+
+/// The known headers' canonical spellings by length (at most 3 of one length).
+static EXACT: [[ExactEntry; 3]; MAX_KNOWN_LEN + 1] = {
+    let mut t: [[ExactEntry; 3]; MAX_KNOWN_LEN + 1] = [[None; 3]; MAX_KNOWN_LEN + 1];
+    let mut i = 0;
+    while i < KnownHeader::ALL.len() {
+        let h = KnownHeader::ALL[i];
+        let b = h.as_str().as_bytes();
+        assert!(b.len() >= 4 && b.len() <= MAX_KNOWN_LEN);
+        let mut j = 0;
+        while t[b.len()][j].is_some() {
+            j += 1;
+        }
+        t[b.len()][j] = Some((name_words(b), h));
+        i += 1;
+    }
+    t
+};
+
+/// The known header spelled exactly as `raw` (the usual case on the wire), found
+/// without the case-insensitive comparison of [`KnownHeader::from_wire`].
+fn known_exact(raw: &[u8]) -> Option<KnownHeader> {
+    if raw.len() < 4 {
+        return None;
+    }
+    let row = EXACT.get(raw.len())?;
+    row[0]?;
+    let n = raw.len();
+    let w = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().expect("8 bytes"));
+    let key = if n < 8 {
+        let w4 = |at: usize| {
+            u64::from(u32::from_le_bytes(
+                raw[at..at + 4].try_into().expect("4 bytes"),
+            ))
+        };
+        (w4(0), w4(n - 4), 0)
+    } else {
+        (w(0), w(n / 2 - 4), w(n - 8))
+    };
+    row.iter()
+        .flatten()
+        .find(|(k, _)| *k == key)
+        .map(|&(_, h)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference: RFC 4975 §9 utf8text, valid UTF-8, first colon.
+    fn reference(line: &[u8]) -> Option<Option<usize>> {
+        (is_utf8text(line) && std::str::from_utf8(line).is_ok())
+            .then(|| line.iter().position(|&b| b == b':'))
+    }
+
+    #[test]
+    fn word_at_a_time_line_check_matches_the_byte_by_byte_one() {
+        let base = b"Message-ID: 87652491 and some more text here".to_vec();
+        for len in 0..base.len() {
+            let line = &base[..len];
+            assert_eq!(text_line_colon(line), reference(line), "{line:?}");
+            for at in 0..len {
+                // Every byte value at every position (controls, CR, DEL, colons,
+                // lone non-ASCII bytes) and valid two- and three-byte sequences.
+                for b in 0..=255u8 {
+                    let mut l = line.to_vec();
+                    l[at] = b;
+                    assert_eq!(text_line_colon(&l), reference(&l), "{l:?}");
+                }
+                for seq in ["é", "€", "\u{1F600}"] {
+                    let mut l = line.to_vec();
+                    l.splice(at..at, seq.bytes());
+                    assert_eq!(text_line_colon(&l), reference(&l), "{l:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn exact_known_names_match_only_their_canonical_spelling() {
+        for &h in KnownHeader::ALL {
+            let name = h.as_str();
+            assert_eq!(known_exact(name.as_bytes()), Some(h));
+            assert_eq!(known_exact(name.to_ascii_lowercase().as_bytes()), None);
+            // Any one byte changed is not this header.
+            for at in 0..name.len() {
+                let mut b = name.as_bytes().to_vec();
+                b[at] ^= 0x01;
+                assert_ne!(known_exact(&b), Some(h), "{b:?}");
+            }
+        }
+        assert_eq!(known_exact(b"X-Foo"), None);
+        assert_eq!(known_exact(b""), None);
+        assert_eq!(known_exact(b"To-Pat"), None);
+    }
 }

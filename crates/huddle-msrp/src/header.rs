@@ -77,6 +77,12 @@ impl HeaderName {
         HeaderName { raw, known }
     }
 
+    /// From bytes already checked to be a token, `known` being
+    /// `KnownHeader::from_wire(&raw)` (the decoder has computed it already).
+    pub(crate) fn from_wire_known(raw: Bytes, known: Option<KnownHeader>) -> Self {
+        HeaderName { raw, known }
+    }
+
     /// The name as written.
     pub fn as_str(&self) -> &str {
         // Invariant: constructed only from tokens (ASCII).
@@ -138,11 +144,6 @@ impl HeaderValue {
         Ok(HeaderValue(Bytes::copy_from_slice(value.as_bytes())))
     }
 
-    /// From bytes already checked to be UTF-8 without CR/LF.
-    pub(crate) fn from_checked(b: Bytes) -> Self {
-        HeaderValue(b)
-    }
-
     /// The value.
     pub fn as_str(&self) -> &str {
         // Invariant: constructed only from validated UTF-8.
@@ -162,9 +163,29 @@ impl fmt::Debug for HeaderValue {
 }
 
 /// The ordered header list of a chunk (start-line headers and MIME headers together).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// A decoded list keeps the frame's head block once and refers to its values by
+/// offset (no per-header allocation or reference count); headers added or replaced
+/// later own their values.
+#[derive(Clone, Default)]
 pub struct Headers {
-    list: Vec<(HeaderName, HeaderValue)>,
+    /// The head block that [`Value::Wire`] offsets point into (empty for built lists).
+    head: Bytes,
+    list: Vec<Field>,
+}
+
+#[derive(Clone)]
+struct Field {
+    name: HeaderName,
+    value: Value,
+}
+
+#[derive(Clone)]
+enum Value {
+    /// `head[start..end]`, validated UTF-8 text without CR or LF.
+    Wire { start: usize, end: usize },
+    /// A value set by the application.
+    Owned(HeaderValue),
 }
 
 impl Headers {
@@ -176,8 +197,30 @@ impl Headers {
     /// An empty list with room for `n` headers.
     pub fn with_capacity(n: usize) -> Self {
         Headers {
+            head: Bytes::new(),
             list: Vec::with_capacity(n),
         }
+    }
+
+    /// A decoded list: values will be pushed as offsets into `head`.
+    pub(crate) fn decoded(head: Bytes, n: usize) -> Self {
+        Headers {
+            head,
+            list: Vec::with_capacity(n),
+        }
+    }
+
+    fn bytes_of<'a>(&'a self, v: &'a Value) -> &'a [u8] {
+        match v {
+            Value::Wire { start, end } => &self.head[*start..*end],
+            Value::Owned(h) => h.as_bytes(),
+        }
+    }
+
+    fn str_of<'a>(&'a self, v: &'a Value) -> &'a str {
+        // Invariant: wire values were validated as UTF-8 by the decoder, owned ones
+        // come from `&str`.
+        core::str::from_utf8(self.bytes_of(v)).expect("header values are validated UTF-8")
     }
 
     /// Number of headers.
@@ -192,36 +235,39 @@ impl Headers {
 
     /// Headers in wire order.
     pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &str)> + '_ {
-        self.list.iter().map(|(n, v)| (n, v.as_str()))
+        self.list.iter().map(|f| (&f.name, self.str_of(&f.value)))
     }
 
     /// The first value of a known header.
     pub fn get(&self, h: KnownHeader) -> Option<&str> {
         self.list
             .iter()
-            .find(|(n, _)| n.known == Some(h))
-            .map(|(_, v)| v.as_str())
+            .find(|f| f.name.known == Some(h))
+            .map(|f| self.str_of(&f.value))
     }
 
     /// The first value of a header by name (case-insensitive), known or not.
     pub fn get_by_name(&self, name: &str) -> Option<&str> {
         self.list
             .iter()
-            .find(|(n, _)| n.matches(name))
-            .map(|(_, v)| v.as_str())
+            .find(|f| f.name.matches(name))
+            .map(|f| self.str_of(&f.value))
     }
 
     /// Every value of a header by name, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.list
             .iter()
-            .filter(move |(n, _)| n.matches(name))
-            .map(|(_, v)| v.as_str())
+            .filter(move |f| f.name.matches(name))
+            .map(|f| self.str_of(&f.value))
     }
 
     /// Appends a header.
     pub fn push(&mut self, name: impl Into<HeaderName>, value: HeaderValue) {
-        self.list.push((name.into(), value));
+        self.list.push(Field {
+            name: name.into(),
+            value: Value::Owned(value),
+        });
     }
 
     /// Appends a known header with a text value.
@@ -234,8 +280,8 @@ impl Headers {
     /// spelling) or appends it.
     pub fn set(&mut self, h: KnownHeader, value: &str) -> Result<(), HeaderError> {
         let value = HeaderValue::new(value)?;
-        match self.list.iter_mut().find(|(n, _)| n.known == Some(h)) {
-            Some((_, v)) => *v = value,
+        match self.list.iter_mut().find(|f| f.name.known == Some(h)) {
+            Some(f) => f.value = Value::Owned(value),
             None => self.push(h, value),
         }
         Ok(())
@@ -243,21 +289,56 @@ impl Headers {
 
     /// Removes every occurrence of a known header.
     pub fn remove(&mut self, h: KnownHeader) {
-        self.list.retain(|(n, _)| n.known != Some(h));
+        self.list.retain(|f| f.name.known != Some(h));
     }
 
     pub(crate) fn raw_iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.list.iter().map(|(n, v)| (&n.raw[..], &v.0[..]))
+        self.list
+            .iter()
+            .map(|f| (&f.name.raw[..], self.bytes_of(&f.value)))
     }
 
-    pub(crate) fn push_raw(&mut self, name: HeaderName, value: HeaderValue) {
-        self.list.push((name, value));
+    /// Appends a decoded header whose value is `head[start..end]` (validated UTF-8
+    /// text without CR or LF, `head` being the block given to [`Headers::decoded`]).
+    pub(crate) fn push_wire(&mut self, name: HeaderName, start: usize, end: usize) {
+        debug_assert!(start <= end && end <= self.head.len());
+        self.list.push(Field {
+            name,
+            value: Value::Wire { start, end },
+        });
     }
 
     /// Parses a path header (To-Path, From-Path, Use-Path).
     pub fn path(&self, h: KnownHeader) -> Result<Vec<MsrpUri>, HeaderError> {
         let v = self.get(h).ok_or(HeaderError::Missing(h))?;
         Ok(parse_path(v)?)
+    }
+}
+
+/// Two lists are equal when they hold the same names (as spelled) and values in the
+/// same order, however they were made.
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self.list.iter().zip(&other.list).all(|(a, b)| {
+                a.name == b.name && self.bytes_of(&a.value) == other.bytes_of(&b.value)
+            })
+    }
+}
+
+impl Eq for Headers {}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct List<'a>(&'a Headers);
+        impl fmt::Debug for List<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_list().entries(self.0.iter()).finish()
+            }
+        }
+        f.debug_struct("Headers")
+            .field("list", &List(self))
+            .finish()
     }
 }
 
