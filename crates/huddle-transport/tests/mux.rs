@@ -388,6 +388,101 @@ fn both_sides_writing_under_backpressure_do_not_deadlock() {
 }
 
 #[test]
+fn a_peer_opening_and_filling_many_channels_cannot_exceed_the_receive_budget() {
+    // B can hold 8 windows; A (the pushy peer) opens 20 channels and fills every one it
+    // gets, while B's application never reads.
+    let window = 16 * 1024u32;
+    let budget = 8 * u64::from(window);
+    let b_cfg = Config {
+        initial_window: window,
+        max_receive_buffer: budget,
+        max_pending_accepts: 100,
+        ..Config::default()
+    };
+    let a_cfg = Config {
+        initial_window: window,
+        ..Config::default()
+    };
+    let mut sim = Sim::with(a_cfg, b_cfg);
+    sim.pipe = 1 << 20;
+    let ids: Vec<ChannelId> = (0..20)
+        .map(|i| sim.a.mux.open(&format!("c{i}"), sim.now).expect("open"))
+        .collect();
+    let mut incoming = Vec::new();
+    let mut refused = Vec::new();
+    let junk = vec![0x5a; 64 * 1024];
+    let expected = budget as usize;
+    sim.run_until(|s| {
+        for e in s.b.take_events() {
+            if let Event::Incoming { id, .. } = e {
+                s.b.mux.accept(id).expect("accept");
+                incoming.push(id);
+            }
+        }
+        for e in s.a.take_events() {
+            if let Event::Refused { id, reason } = e {
+                assert_eq!(reason, RefuseReason::Busy);
+                refused.push(id);
+            }
+        }
+        for &id in &ids {
+            if !refused.contains(&id) {
+                s.a.mux.write(id, &junk).expect("write");
+            }
+        }
+        // The bound holds at every step, not only at the end.
+        assert!(s.b.mux.buffered_total() as u64 <= budget);
+        assert!(s.b.mux.receive_reserved() <= budget);
+        s.b.mux.buffered_total() == expected && refused.len() == 12
+    });
+    assert_eq!(incoming.len(), 8);
+    assert_eq!(incoming, ids[..8].to_vec());
+    assert!(sim.a.error.is_none() && sim.b.error.is_none());
+    // B's own opens count against the same budget.
+    assert_eq!(
+        sim.b.mux.open("mine", sim.now),
+        Err(OpenError::ReceiveBudget)
+    );
+
+    // No deadlock: with every window full, reading one channel still returns credit to
+    // A, and A's next bytes arrive.
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while let Some(n) = sim.b.mux.read(ids[0], &mut buf).expect("read") {
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    assert_eq!(got, window as usize);
+    sim.run_until(|s| s.a.mux.send_credit(ids[0]) > 0);
+    assert_eq!(sim.a.mux.write(ids[0], b"more").expect("write"), 4);
+    sim.run_until(|s| s.b.mux.buffered(ids[0]) == 4);
+    assert!(sim.b.mux.buffered_total() as u64 <= budget);
+
+    // Releasing a channel frees its reservation: A's next open is accepted.
+    sim.b.mux.close(ids[1], CloseReason::Normal).expect("close");
+    sim.run_until(|s| {
+        s.a.events
+            .iter()
+            .any(|e| matches!(e, Event::Closed { id, .. } if *id == ids[1]))
+    });
+    sim.a
+        .mux
+        .close(ids[1], CloseReason::Normal)
+        .expect("release");
+    sim.a.take_events();
+    let again = sim.a.mux.open("again", sim.now).expect("open");
+    sim.run_until(|s| {
+        s.b.events
+            .iter()
+            .any(|e| matches!(e, Event::Incoming { id, .. } if *id == again))
+    });
+    sim.b.mux.accept(again).expect("accept");
+    sim.run_until(|s| s.a.events.contains(&Event::Opened(again)));
+}
+
+#[test]
 fn thousands_of_channels_share_one_stream() {
     let cfg = Config {
         initial_window: 1024,

@@ -33,9 +33,21 @@ impl std::fmt::Display for ChannelId {
     }
 }
 
-/// Limits and timers. Memory held for received data is bounded by
-/// `max_channels * initial_window` (each channel's buffer never exceeds the credit it
-/// granted) plus one partial control frame.
+/// Limits and timers.
+///
+/// Memory held for received data is bounded by [`max_receive_buffer`]
+/// (plus one partial control frame): every channel this side holds, whichever side opened
+/// it, reserves `initial_window` bytes of that budget for as long as it exists, and a
+/// channel never holds more than it reserved (bytes the peer may still send + bytes
+/// received and not read + bytes read and not yet returned as credit always add up to
+/// the window it was granted). So at most `max_receive_buffer / initial_window` channels
+/// exist at once (fewer if [`max_channels`] says so); opens beyond that fail locally with
+/// [`OpenError::ReceiveBudget`] and are refused as [`RefuseReason::Busy`] when the peer
+/// asks. Without this budget the worst case was `max_channels * initial_window`
+/// (8192 × 256 KiB = 2 GiB with the defaults).
+///
+/// [`max_receive_buffer`]: Config::max_receive_buffer
+/// [`max_channels`]: Config::max_channels
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Credit granted to the peer for each channel, in bytes: the most this side buffers
@@ -43,6 +55,11 @@ pub struct Config {
     pub initial_window: u32,
     /// Most channels open at once (both directions, including unanswered opens).
     pub max_channels: usize,
+    /// The connection's receive budget in bytes: the most received data this side may be
+    /// made to hold across all channels (like HTTP/2's connection window or QUIC's
+    /// `max_data`). Each channel reserves `initial_window` of it; see the [`Config`] docs.
+    /// A budget below `initial_window` allows no channel at all.
+    pub max_receive_buffer: u64,
     /// Most incoming opens waiting for accept or refuse; more are refused as busy.
     pub max_pending_accepts: usize,
     /// Send a PING after this long without hearing from the peer.
@@ -60,6 +77,7 @@ impl Default for Config {
         Config {
             initial_window: 256 * 1024,
             max_channels: 8192,
+            max_receive_buffer: 64 << 20,
             max_pending_accepts: 1024,
             keepalive_interval: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(30),
@@ -166,6 +184,10 @@ pub enum OpenError {
     /// [`Config::max_channels`] channels are open.
     #[error("too many channels")]
     TooManyChannels,
+    /// Another channel's window would exceed the connection's receive budget
+    /// ([`Config::max_receive_buffer`]): close a channel first.
+    #[error("the connection's receive budget is used up")]
+    ReceiveBudget,
     /// Every channel id of this side was used.
     #[error("channel ids exhausted")]
     IdsExhausted,
@@ -289,7 +311,8 @@ enum Rx {
 /// behind channel data; they are produced from state when the transport can take bytes,
 /// so a driver that keeps reading while its writes are blocked always lets credit flow.
 /// Reading is never gated on writing: everything a peer may make this side queue is
-/// bounded (credit per channel, one PONG, one REFUSE per unanswerable OPEN).
+/// bounded (credit per channel, one PONG, one REFUSE per unanswerable OPEN), and received
+/// data across all channels is bounded by [`Config::max_receive_buffer`].
 #[derive(Debug)]
 pub struct Mux {
     role: Role,
@@ -520,6 +543,29 @@ impl Mux {
         }
     }
 
+    /// Whether one more channel's window fits in the connection's receive budget. Every
+    /// channel held (opening, pending, open, or closed by the peer with data not yet
+    /// released) reserves `initial_window`; a channel never holds more than its window.
+    fn budget_allows_another(&self) -> bool {
+        let reserved = (self.channels.len() as u64 + 1) * u64::from(self.config.initial_window);
+        reserved <= self.config.max_receive_buffer
+    }
+
+    /// Bytes of the connection's receive budget reserved by the channels held now (at
+    /// most [`Config::max_receive_buffer`]).
+    pub fn receive_reserved(&self) -> u64 {
+        self.channels.len() as u64 * u64::from(self.config.initial_window)
+    }
+
+    /// Received bytes held across all channels, not yet read by the application (at
+    /// most [`receive_reserved`](Self::receive_reserved)).
+    pub fn buffered_total(&self) -> usize {
+        self.channels
+            .values()
+            .map(|c| c.recv.iter().map(Bytes::len).sum::<usize>())
+            .sum()
+    }
+
     /// Checks a DATA header; returns whether its payload is delivered (false for a
     /// channel this side already released).
     fn check_data(&mut self, channel: u32, len: u32) -> Result<bool, MuxError> {
@@ -591,7 +637,10 @@ impl Mux {
                     .map_err(|_| MuxError::BadServiceName)?
                     .to_owned();
                 self.max_peer = channel;
+                // The channel reserves its window now, so that accepting it later can
+                // never exceed the connection's receive budget.
                 if self.channels.len() >= self.config.max_channels
+                    || !self.budget_allows_another()
                     || self.pending_in >= self.config.max_pending_accepts
                 {
                     let start = self.out.len();
@@ -726,6 +775,9 @@ impl Mux {
         }
         if self.channels.len() >= self.config.max_channels {
             return Err(OpenError::TooManyChannels);
+        }
+        if !self.budget_allows_another() {
+            return Err(OpenError::ReceiveBudget);
         }
         let ch = self.next_local;
         self.next_local = ch.checked_add(2).ok_or(OpenError::IdsExhausted)?;

@@ -4,7 +4,10 @@
 //!
 //! - [`Mux`] is the sans-IO state machine: framing ([`frame`]), per-channel state,
 //!   credit-based flow control (like HTTP/2 and QUIC stream windows), keep-alive with a
-//!   timeout, open/accept/refuse, half-close and close with a reason.
+//!   timeout, open/accept/refuse, half-close and close with a reason, and a
+//!   connection-wide receive budget ([`Config::max_receive_buffer`], like HTTP/2's
+//!   connection window or QUIC's `max_data`) that bounds what all channels together can
+//!   make this side hold.
 //! - [`Connection`] and [`Channel`] are the tokio driver: a task that moves bytes between
 //!   the stream and the state machine and fires its timers; each channel is
 //!   `AsyncRead + AsyncWrite`.
