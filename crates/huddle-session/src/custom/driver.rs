@@ -74,6 +74,7 @@ enum Input {
     Host(CustomId, HostEvent),
     Client(CustomId, ParticipantEvent),
     Joined(CustomId, Result<MessageClient, String>),
+    Sent(CustomId, SendId, Result<(), String>),
 }
 
 struct HostState {
@@ -85,7 +86,9 @@ struct HostState {
 struct ClientState {
     client: MessageClient,
     names: HashMap<ParticipantId, String>,
-    task: AbortHandle,
+    /// Sends in order, through one task (a participant's send may wait for room).
+    out: mpsc::UnboundedSender<(SendId, Recipient, Bytes)>,
+    tasks: [AbortHandle; 2],
 }
 
 /// Custom sessions of one party, driven over a signaling channel and real sockets.
@@ -116,7 +119,9 @@ impl<S: Signaling> Drop for CustomEndpoint<S> {
         for h in self.hosts.values() {
             h.tasks.iter().for_each(AbortHandle::abort);
         }
-        self.clients.values().for_each(|c| c.task.abort());
+        self.clients
+            .values()
+            .for_each(|c| c.tasks.iter().for_each(AbortHandle::abort));
         self.joins.values().for_each(AbortHandle::abort);
     }
 }
@@ -149,6 +154,11 @@ impl<S: Signaling> CustomEndpoint<S> {
         &mut self.core
     }
 
+    /// The sans-IO layer, read-only (states, participants, properties).
+    pub fn core(&self) -> &CustomSessions {
+        &self.core
+    }
+
     /// Invites `peer`. For Streams and Message modes, the first invitation binds the
     /// owner's listener (and, for Streams, draws a 32-byte session secret) and puts its
     /// address in the proposal.
@@ -171,7 +181,7 @@ impl<S: Signaling> CustomEndpoint<S> {
             }
         }
         self.core.invite(id, peer)?;
-        self.flush().await;
+        self.flush();
         Ok(())
     }
 
@@ -206,50 +216,50 @@ impl<S: Signaling> CustomEndpoint<S> {
     }
 
     /// Accepts a proposal.
-    pub async fn accept(&mut self, id: CustomId) -> Result<(), EndpointError> {
+    pub fn accept(&mut self, id: CustomId) -> Result<(), EndpointError> {
         self.core.accept(id)?;
-        self.flush().await;
+        self.flush();
         Ok(())
     }
 
     /// Rejects a proposal.
-    pub async fn reject(&mut self, id: CustomId) -> Result<(), EndpointError> {
+    pub fn reject(&mut self, id: CustomId) -> Result<(), EndpointError> {
         self.core.reject(id)?;
-        self.flush().await;
+        self.flush();
         Ok(())
     }
 
     /// Withdraws an invitation (Message mode).
-    pub async fn cancel_proposal(&mut self, id: CustomId, peer: &Jid) -> Result<(), EndpointError> {
+    pub fn cancel_proposal(&mut self, id: CustomId, peer: &Jid) -> Result<(), EndpointError> {
         self.core.cancel_proposal(id, peer)?;
-        self.flush().await;
+        self.flush();
         Ok(())
     }
 
     /// Ejects a participant (Message mode).
-    pub async fn eject(&mut self, id: CustomId, peer: &Jid) -> Result<(), EndpointError> {
+    pub fn eject(&mut self, id: CustomId, peer: &Jid) -> Result<(), EndpointError> {
         self.core.eject(id, peer)?;
-        self.flush().await;
+        self.flush();
         Ok(())
     }
 
     /// Sends data (Offer-Answer and Message modes); the result comes as
     /// [`Event::SendResult`].
-    pub async fn send_data(
+    pub fn send_data(
         &mut self,
         id: CustomId,
         to: Option<&Jid>,
         data: impl Into<Bytes>,
     ) -> Result<SendId, EndpointError> {
         let send = self.core.send_data(id, to, data.into())?;
-        self.flush().await;
+        self.flush();
         Ok(send)
     }
 
     /// Ends the session.
-    pub async fn end(&mut self, id: CustomId) -> Result<(), EndpointError> {
+    pub fn end(&mut self, id: CustomId) -> Result<(), EndpointError> {
         self.core.end(id)?;
-        self.flush().await;
+        self.flush();
         Ok(())
     }
 
@@ -281,7 +291,7 @@ impl<S: Signaling> CustomEndpoint<S> {
     /// The next event, driving signaling, timers and transports meanwhile.
     pub async fn next_event(&mut self) -> Event {
         loop {
-            self.flush().await;
+            self.flush();
             if let Some(e) = self.core.poll_event() {
                 return e;
             }
@@ -304,7 +314,7 @@ impl<S: Signaling> CustomEndpoint<S> {
         }
     }
 
-    async fn flush(&mut self) {
+    fn flush(&mut self) {
         loop {
             let now = Instant::now();
             while let Some(iq) = self.core.poll_transmit(now) {
@@ -314,11 +324,11 @@ impl<S: Signaling> CustomEndpoint<S> {
             let Some(action) = self.core.poll_action() else {
                 break;
             };
-            self.run(action).await;
+            self.run(action);
         }
     }
 
-    async fn run(&mut self, action: TransportAction) {
+    fn run(&mut self, action: TransportAction) {
         match action {
             TransportAction::HostInvite { id, name } => {
                 if let Some(h) = self.hosts.get(&id) {
@@ -352,8 +362,9 @@ impl<S: Signaling> CustomEndpoint<S> {
                 self.joins.insert(id, task.abort_handle());
             }
             TransportAction::Send { id, send, to, data } => {
-                let r = self.transport_send(id, to.as_deref(), &data).await;
-                self.core.handle_send_result(id, send, r);
+                if let Err(e) = self.transport_send(id, send, to.as_deref(), data) {
+                    self.core.handle_send_result(id, send, Err(e));
+                }
             }
             TransportAction::Close { id } => {
                 if let Some(h) = self.hosts.remove(&id) {
@@ -366,7 +377,7 @@ impl<S: Signaling> CustomEndpoint<S> {
                 }
                 if let Some(c) = self.clients.remove(&id) {
                     c.client.leave();
-                    c.task.abort();
+                    c.tasks.iter().for_each(AbortHandle::abort);
                 }
                 if let Some(j) = self.joins.remove(&id) {
                     j.abort();
@@ -376,19 +387,28 @@ impl<S: Signaling> CustomEndpoint<S> {
         }
     }
 
-    async fn transport_send(
+    /// Hands a message to the transport: the host's send is immediate (its result
+    /// reported at once); a participant's goes through its send task, which reports
+    /// back as `Input::Sent`. `Err` means nothing was queued.
+    fn transport_send(
         &mut self,
         id: CustomId,
+        send: SendId,
         to: Option<&str>,
-        data: &[u8],
+        data: Bytes,
     ) -> Result<(), String> {
         if let Some(h) = self.hosts.get(&id) {
             let r = recipient(&h.host.participants(), to)?;
-            return h.host.send(r, data).map_err(|e| e.to_string());
+            h.host.send(r, &data).map_err(|e| e.to_string())?;
+            self.core.handle_send_result(id, send, Ok(()));
+            return Ok(());
         }
         if let Some(c) = self.clients.get(&id) {
             let r = recipient(&c.client.participants(), to)?;
-            return c.client.send(r, data).await.map_err(|e| e.to_string());
+            return c
+                .out
+                .send((send, r, data))
+                .map_err(|_| "the message session is closed".to_owned());
         }
         Err("not joined to the message session".into())
     }
@@ -428,9 +448,21 @@ impl<S: Signaling> CustomEndpoint<S> {
                         }
                         let c = client.clone();
                         let tx = self.tx.clone();
-                        let task = tokio::spawn(async move {
+                        let events = tokio::spawn(async move {
                             while let Some(ev) = c.recv().await {
                                 if tx.send(Input::Client(id, ev)).is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                        let (out, mut queue) =
+                            mpsc::unbounded_channel::<(SendId, Recipient, Bytes)>();
+                        let c = client.clone();
+                        let tx = self.tx.clone();
+                        let sender = tokio::spawn(async move {
+                            while let Some((send, to, data)) = queue.recv().await {
+                                let r = c.send(to, &data).await.map_err(|e| e.to_string());
+                                if tx.send(Input::Sent(id, send, r)).is_err() {
                                     break;
                                 }
                             }
@@ -440,13 +472,15 @@ impl<S: Signaling> CustomEndpoint<S> {
                             ClientState {
                                 client,
                                 names,
-                                task: task.abort_handle(),
+                                out,
+                                tasks: [events.abort_handle(), sender.abort_handle()],
                             },
                         );
                     }
                     Err(_) => self.core.handle_transport_ended(id),
                 }
             }
+            Input::Sent(id, send, r) => self.core.handle_send_result(id, send, r),
             Input::Client(id, ev) => {
                 let Some(c) = self.clients.get_mut(&id) else {
                     return;
