@@ -9,6 +9,8 @@
 pub mod chat;
 pub mod driver;
 pub mod file;
+pub mod jingle;
+pub mod negotiate;
 pub mod session;
 pub mod stream;
 

@@ -1,0 +1,589 @@
+//! MSRP end to end over real loopback sockets: offer/answer (as SDP lines or over
+//! Jingle through the in-memory signaling hub), then CPIM chat directly and through
+//! huddle's relay, file transfer with hash verification, and an interrupted transfer
+//! resumed with `a=file-range`. Every message sent ends delivered or failed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use huddle_jingle::{Action, Creator, Jid};
+use huddle_msrp::cpim::NameAddr;
+use huddle_session::jingle::{Config, Event, SessionManager};
+use huddle_session::msrp::chat::{ChatError, ChatEvent};
+use huddle_session::msrp::driver::MsrpSessionHandle;
+use huddle_session::msrp::file::{FileOffer, FileOutcome, FileReceiver, send_file};
+use huddle_session::msrp::jingle::{MsrpJingle, content, descriptions, register_codec};
+use huddle_session::msrp::negotiate::{
+    MsrpDescription, MsrpMedia, MsrpNegotiation, NegotiateError, Role,
+};
+use huddle_session::msrp::{MessageOutcome, MsrpEvent, SendOptions};
+use huddle_session::signaling::{HubEndpoint, Signaling, SignalingHub};
+use huddle_transport::msrp::connect::RelaySettings;
+use huddle_transport::msrp::{
+    AcceptorDirect, AcceptorRelay, ConnectorDirect, ConnectorRelay, TransportOptions,
+};
+use huddle_transport::relay::server::{CredentialStore, ListenerConfig, RelayServer, ServerConfig};
+
+/// Generous: the machine is shared; a healthy run takes milliseconds.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+async fn within<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(DEADLINE, f)
+        .await
+        .expect("deadline passed")
+}
+
+fn name_addr(uri: &str) -> NameAddr {
+    NameAddr::new(uri).unwrap()
+}
+
+/// Reads chat events until `DidEnd`; returns them all.
+async fn drain_chat(h: &mut huddle_session::msrp::negotiate::MsrpChatHandle) -> Vec<ChatEvent> {
+    let mut out = Vec::new();
+    while let Some(ev) = within(h.next_event()).await {
+        let end = ev == ChatEvent::DidEnd;
+        out.push(ev);
+        if end {
+            break;
+        }
+    }
+    out
+}
+
+/// Each id in `sent` has exactly one delivered-or-not event in `events`, and it is a
+/// delivery.
+fn assert_all_delivered(sent: &[String], events: &[ChatEvent]) {
+    let mut outcomes: HashMap<&str, Vec<bool>> = HashMap::new();
+    for ev in events {
+        match ev {
+            ChatEvent::DidDeliverMessage { message_id, .. } => {
+                outcomes.entry(message_id).or_default().push(true)
+            }
+            ChatEvent::DidNotDeliverMessage { message_id, .. } => {
+                outcomes.entry(message_id).or_default().push(false)
+            }
+            _ => {}
+        }
+    }
+    for id in sent {
+        assert_eq!(
+            outcomes.get(id.as_str()).map(Vec::as_slice),
+            Some(&[true][..]),
+            "{id}: {events:#?}"
+        );
+    }
+    assert_eq!(outcomes.len(), sent.len(), "outcomes for unknown messages");
+}
+
+/// The next incoming message; the events before it go to `seen`.
+async fn next_message(
+    h: &mut huddle_session::msrp::negotiate::MsrpChatHandle,
+    seen: &mut Vec<ChatEvent>,
+) -> ChatEvent {
+    loop {
+        let ev = within(h.next_event()).await.expect("chat ended");
+        if matches!(ev, ChatEvent::GotMessage(_)) {
+            return ev;
+        }
+        seen.push(ev);
+    }
+}
+
+/// Two chat handles talk: each sends, each receives the other's CPIM message, both
+/// end, every message is delivered.
+async fn converse(
+    mut a: huddle_session::msrp::negotiate::MsrpChatHandle,
+    mut b: huddle_session::msrp::negotiate::MsrpChatHandle,
+    a_uri: &str,
+    b_uri: &str,
+) {
+    let id_a = a
+        .send_message("hello bob", "text/plain", None, None)
+        .await
+        .unwrap();
+    let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+    let got = next_message(&mut b, &mut seen_b).await;
+    let ChatEvent::GotMessage(m) = got else {
+        unreachable!()
+    };
+    assert_eq!(&m.content[..], b"hello bob");
+    assert_eq!(m.content_type, "text/plain");
+    assert_eq!(m.sender.as_deref(), Some(a_uri), "unwrapped CPIM From");
+    assert!(!m.cpim_headers.is_empty(), "sent wrapped in CPIM");
+    let id_b = b
+        .send_message("hi alice", "text/plain", None, None)
+        .await
+        .unwrap();
+    let ChatEvent::GotMessage(m) = next_message(&mut a, &mut seen_a).await else {
+        unreachable!()
+    };
+    assert_eq!(&m.content[..], b"hi alice");
+    assert_eq!(m.sender.as_deref(), Some(b_uri));
+    a.end().await.unwrap();
+    // Alice's end may close the connection first (direct): Bob's chat then ends by
+    // itself (DidFail, DidEnd) and has nothing left to end.
+    match b.end().await {
+        Ok(()) | Err(ChatError::Ended) => {}
+        Err(e) => panic!("{e}"),
+    }
+    let (rest_a, rest_b) = tokio::join!(drain_chat(&mut a), drain_chat(&mut b));
+    seen_a.extend(rest_a);
+    seen_b.extend(rest_b);
+    let (ev_a, ev_b) = (seen_a, seen_b);
+    assert_all_delivered(&[id_a], &ev_a);
+    assert_all_delivered(&[id_b], &ev_b);
+    assert_eq!(ev_a.last(), Some(&ChatEvent::DidEnd));
+    assert_eq!(ev_b.last(), Some(&ChatEvent::DidEnd));
+}
+
+// ------------------------------------------------------------------ Jingle signaling
+
+struct Party {
+    manager: SessionManager,
+    endpoint: HubEndpoint,
+    msrp: MsrpJingle,
+    events: Vec<Event>,
+}
+
+impl Party {
+    fn new(hub: &SignalingHub, jid: &str) -> Party {
+        let jid = Jid::new(jid).unwrap();
+        let mut cfg = Config::new(jid.clone());
+        register_codec(&mut cfg.codec.registry);
+        let mut manager = SessionManager::new(cfg);
+        let msrp = MsrpJingle::new();
+        msrp.register(&mut manager);
+        Party {
+            manager,
+            endpoint: hub.connect(jid),
+            msrp,
+            events: Vec::new(),
+        }
+    }
+}
+
+/// Moves IQs until both sides are quiet. Every IQ crosses as XML and is parsed with
+/// the receiver's codec, as over a real XMPP connection.
+fn exchange(a: &mut Party, b: &mut Party) {
+    loop {
+        let now = Instant::now();
+        let mut moved = false;
+        for p in [&mut *a, &mut *b] {
+            while let Some(iq) = p.manager.poll_transmit(now) {
+                p.endpoint.send(iq).unwrap();
+            }
+        }
+        for p in [&mut *a, &mut *b] {
+            while let Some(iq) = p.endpoint.try_recv() {
+                moved = true;
+                // A malformed request is answered (bad-request) by the manager itself.
+                let _ = p.manager.handle_xml(iq.to_xml().as_bytes(), now);
+            }
+            while let Some(ev) = p.manager.poll_event() {
+                p.events.push(ev);
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpim_chat_negotiated_over_jingle_runs_over_loopback() {
+    let hub = SignalingHub::new();
+    let mut alice = Party::new(&hub, "alice@example.com/a");
+    let mut bob = Party::new(&hub, "bob@example.com/b");
+
+    // Alice offers a chat in a session-initiate.
+    let mut neg_a = MsrpNegotiation::new(
+        ConnectorDirect::new(TransportOptions::default()),
+        Role::Active,
+    );
+    let offer = neg_a.offer(MsrpDescription::chat()).await.unwrap();
+    let sid = alice
+        .manager
+        .start(
+            bob.manager.jid().clone(),
+            vec![content(Creator::Initiator, "chat", &offer)],
+        )
+        .unwrap();
+    exchange(&mut alice, &mut bob);
+    assert!(
+        bob.events
+            .iter()
+            .any(|e| matches!(e, Event::Incoming { sid: s, .. } if *s == sid))
+    );
+
+    // Bob reads the offer his handler kept, answers it and accepts the session.
+    let offers = bob.msrp.take_offer(&sid).expect("offer kept");
+    assert_eq!(offers.len(), 1);
+    let (name, their_offer) = offers.into_iter().next().unwrap();
+    assert_eq!(name, "chat");
+    assert_eq!(their_offer, offer, "the description survives XML");
+    let mut neg_b = MsrpNegotiation::new(
+        AcceptorDirect::new(TransportOptions::default()),
+        Role::Passive,
+    );
+    let answer = neg_b
+        .answer(&their_offer, MsrpDescription::chat())
+        .await
+        .unwrap();
+    bob.msrp.set_answer(&sid, vec![(name, answer.clone())]);
+    bob.manager.accept(&sid).unwrap();
+    exchange(&mut alice, &mut bob);
+
+    // Alice finds the answer in the session-accept.
+    let accept = alice
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Received { jingle, .. } if jingle.action == Action::SessionAccept => {
+                Some(jingle.clone())
+            }
+            _ => None,
+        })
+        .expect("session-accept received");
+    let answers = descriptions(&accept).unwrap();
+    assert_eq!(answers, vec![("chat".to_owned(), answer)]);
+
+    let (na, nb) = tokio::join!(neg_a.complete(&answers[0].1), neg_b.complete(&their_offer));
+    let (na, nb) = (na.unwrap(), nb.unwrap());
+    let a_uri = "sip:alice@example.com";
+    let b_uri = "sip:bob@example.com";
+    let ha = na.spawn_chat(name_addr(a_uri), name_addr(b_uri));
+    let hb = nb.spawn_chat(name_addr(b_uri), name_addr(a_uri));
+    converse(ha, hb, a_uri, b_uri).await;
+
+    alice.manager.end(&sid, None, false).unwrap();
+    exchange(&mut alice, &mut bob);
+    assert!(
+        bob.events
+            .iter()
+            .any(|e| matches!(e, Event::Terminated { by_peer: true, .. }))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jingle_offer_that_is_not_msrp_enough_is_refused() {
+    let hub = SignalingHub::new();
+    let mut alice = Party::new(&hub, "alice@example.com/a");
+    let mut bob = Party::new(&hub, "bob@example.com/b");
+    // An MSRP description with a malformed attribute: Bob's codec refuses the
+    // session-initiate (bad-request) and Alice's request fails.
+    let mut bad = MsrpDescription::chat();
+    bad.attributes
+        .other
+        .push(huddle_msrp::sdp::Attribute::Other {
+            name: "max-size".into(),
+            value: Some("lots".into()),
+        });
+    let sid = alice
+        .manager
+        .start(
+            bob.manager.jid().clone(),
+            vec![content(Creator::Initiator, "chat", &bad)],
+        )
+        .unwrap();
+    exchange(&mut alice, &mut bob);
+    assert!(bob.msrp.take_offer(&sid).is_none());
+    assert!(
+        alice.events.iter().any(|e| matches!(
+            e,
+            Event::RequestFailed {
+                action: Action::SessionInitiate,
+                ..
+            }
+        )),
+        "{:#?}",
+        alice.events
+    );
+}
+
+// ------------------------------------------------------------------ SDP-style, relay
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cpim_chat_through_huddles_relay_with_sdp_lines() {
+    let mut creds = CredentialStore::new();
+    creds.insert("alice", "secret");
+    creds.insert("bob", "hunter2");
+    let relay = RelayServer::start(
+        ServerConfig::new(vec![ListenerConfig::tcp("127.0.0.1:0".parse().unwrap())]),
+        creds,
+    )
+    .await
+    .unwrap();
+    let settings = |user: &str, pw: &str| RelaySettings {
+        relay_uri: relay.uri().clone(),
+        username: user.to_owned(),
+        password: pw.to_owned(),
+        expires: Some(600),
+    };
+    let mut neg_a = MsrpNegotiation::new(
+        ConnectorRelay::new(settings("alice", "secret"), TransportOptions::default()),
+        Role::Active,
+    );
+    let mut neg_b = MsrpNegotiation::new(
+        AcceptorRelay::new(settings("bob", "hunter2"), TransportOptions::default()),
+        Role::Passive,
+    );
+    // The descriptions cross as SDP attribute lines.
+    let offer_lines = neg_a
+        .offer(MsrpDescription::chat())
+        .await
+        .unwrap()
+        .to_lines();
+    assert!(offer_lines.iter().any(|l| l == "a=setup:active"));
+    let offer =
+        MsrpDescription::from_lines(MsrpMedia::Chat, offer_lines.iter().map(String::as_str))
+            .unwrap();
+    assert_eq!(
+        offer.attributes.path.as_ref().unwrap().len(),
+        2,
+        "relay + alice"
+    );
+    let answer_lines = neg_b
+        .answer(&offer, MsrpDescription::chat())
+        .await
+        .unwrap()
+        .to_lines();
+    let answer =
+        MsrpDescription::from_lines(MsrpMedia::Chat, answer_lines.iter().map(String::as_str))
+            .unwrap();
+    let (na, nb) = tokio::join!(neg_a.complete(&answer), neg_b.complete(&offer));
+    let (na, nb) = (na.unwrap(), nb.unwrap());
+    let a_uri = "sip:alice@example.com";
+    let b_uri = "sip:bob@example.com";
+    converse(
+        na.spawn_chat(name_addr(a_uri), name_addr(b_uri)),
+        nb.spawn_chat(name_addr(b_uri), name_addr(a_uri)),
+        a_uri,
+        b_uri,
+    )
+    .await;
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offer_answer_checks_the_peer_description() {
+    let mut neg = MsrpNegotiation::new(
+        AcceptorDirect::new(TransportOptions::default()),
+        Role::Passive,
+    );
+    // RFC 4975 §8.1: no path.
+    let no_path = MsrpDescription::chat();
+    assert!(matches!(
+        neg.answer(&no_path, MsrpDescription::chat()).await,
+        Err(NegotiateError::MissingPath)
+    ));
+    // Both passive.
+    let mut other = MsrpNegotiation::new(
+        AcceptorDirect::new(TransportOptions::default()),
+        Role::Passive,
+    );
+    let passive_offer = other.offer(MsrpDescription::chat()).await.unwrap();
+    assert!(matches!(
+        neg.answer(&passive_offer, MsrpDescription::chat()).await,
+        Err(NegotiateError::SetupConflict(Role::Passive))
+    ));
+    // Chat against file.
+    let mut file_desc = passive_offer.clone();
+    file_desc.media = MsrpMedia::File;
+    let mut active = MsrpNegotiation::new(
+        ConnectorDirect::new(TransportOptions::default()),
+        Role::Active,
+    );
+    assert!(matches!(
+        active.answer(&file_desc, MsrpDescription::chat()).await,
+        Err(NegotiateError::Mismatch(_))
+    ));
+    other.cleanup();
+}
+
+// ------------------------------------------------------------------ file transfer
+
+fn temp_file(tag: &str, len: usize) -> (PathBuf, Vec<u8>) {
+    let dir = std::env::temp_dir().join(format!("huddle-msrp-e2e-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A deterministic pseudo-random body (xorshift), so no two chunks look alike.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let data: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let path = dir.join("payload.bin");
+    std::fs::write(&path, &data).unwrap();
+    (path, data)
+}
+
+/// Negotiates a file transfer directly (Alice sends, active; Bob receives, passive).
+async fn negotiate_file(
+    offer: &FileOffer,
+) -> (
+    huddle_session::msrp::negotiate::Negotiated,
+    huddle_session::msrp::negotiate::Negotiated,
+) {
+    let mut neg_a = MsrpNegotiation::new(
+        ConnectorDirect::new(TransportOptions::default()),
+        Role::Active,
+    );
+    let mut neg_b = MsrpNegotiation::new(
+        AcceptorDirect::new(TransportOptions::default()),
+        Role::Passive,
+    );
+    let sdp_offer = neg_a.offer(MsrpDescription::file(offer)).await.unwrap();
+    let receive = MsrpDescription {
+        media: MsrpMedia::File,
+        attributes: huddle_msrp::sdp::MsrpAttributes {
+            accept_types: Some(vec!["*".into()]),
+            ..Default::default()
+        },
+    };
+    let sdp_answer = neg_b.answer(&sdp_offer, receive).await.unwrap();
+    // RFC 5547 §8: the answer echoes the file description.
+    assert_eq!(
+        sdp_answer.attributes.file_selector,
+        sdp_offer.attributes.file_selector
+    );
+    let (na, nb) = tokio::join!(neg_a.complete(&sdp_answer), neg_b.complete(&sdp_offer));
+    (na.unwrap(), nb.unwrap())
+}
+
+async fn outcome_of(h: &mut MsrpSessionHandle, id: &str) -> MessageOutcome {
+    loop {
+        match within(h.next_event()).await.expect("session ended first") {
+            MsrpEvent::Outcome {
+                message_id,
+                outcome,
+            } if message_id == id => return outcome,
+            _ => {}
+        }
+    }
+}
+
+async fn wait_message(h: &mut MsrpSessionHandle) {
+    loop {
+        if let MsrpEvent::Message { .. } = within(h.next_event()).await.expect("ended first") {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_arrives_with_its_hash_verified() {
+    let (src, data) = temp_file("whole", 300 * 1024 + 17);
+    let dest = src.with_file_name("received.bin");
+    let offer = FileOffer::for_file(&src, "application/octet-stream").unwrap();
+    let (na, nb) = negotiate_file(&offer).await;
+    let their_offer = nb.remote().file_offer().expect("file offer");
+    let receiver = FileReceiver::new(their_offer, &dest);
+    let mut hb = nb.spawn_with(|s| receiver.attach(s).unwrap());
+    let mut id = None;
+    let mut ha = na.spawn_with(|s| {
+        id = Some(send_file(s, &offer, &src, SendOptions::default()).unwrap());
+    });
+    let id = id.unwrap();
+    wait_message(&mut hb).await;
+    assert_eq!(
+        receiver.complete().unwrap(),
+        FileOutcome::Complete {
+            size: data.len() as u64,
+            verified: true
+        }
+    );
+    assert!(matches!(
+        outcome_of(&mut ha, &id).await,
+        MessageOutcome::Delivered { .. }
+    ));
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+    within(ha.shutdown()).await.unwrap();
+    let _ = std::fs::remove_dir_all(src.parent().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_file_is_reported_by_the_hash() {
+    let (src, _) = temp_file("corrupt", 20 * 1024);
+    let dest = src.with_file_name("received.bin");
+    let mut offer = FileOffer::for_file(&src, "application/octet-stream").unwrap();
+    // The announced hash is not the file's.
+    offer.selector.hashes[0].value[0] ^= 0xff;
+    let (na, nb) = negotiate_file(&offer).await;
+    let receiver = FileReceiver::new(nb.remote().file_offer().unwrap(), &dest);
+    let mut hb = nb.spawn_with(|s| receiver.attach(s).unwrap());
+    let mut id = None;
+    let mut ha = na.spawn_with(|s| {
+        id = Some(send_file(s, &offer, &src, SendOptions::default()).unwrap());
+    });
+    wait_message(&mut hb).await;
+    assert_eq!(receiver.complete().unwrap(), FileOutcome::Corrupt);
+    let _ = outcome_of(&mut ha, &id.unwrap()).await;
+    let _ = std::fs::remove_dir_all(src.parent().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_transfer_fails_visibly_then_resumes_with_file_range() {
+    let len = 4 * 1024 * 1024;
+    let (src, data) = temp_file("resume", len);
+    let dest = src.with_file_name("received.bin");
+    let offer = FileOffer::for_file(&src, "application/octet-stream").unwrap();
+
+    // First attempt: the receiver goes away after a quarter of the file.
+    let (na, nb) = negotiate_file(&offer).await;
+    let receiver = FileReceiver::new(nb.remote().file_offer().unwrap(), &dest);
+    let mut hb = nb.spawn_with(|s| receiver.attach(s).unwrap());
+    let mut id = None;
+    let mut ha = na.spawn_with(|s| {
+        id = Some(send_file(s, &offer, &src, SendOptions::default()).unwrap());
+    });
+    loop {
+        match within(hb.next_event()).await.expect("ended early") {
+            MsrpEvent::ReceiveProgress { received, .. } if received >= (len / 4) as u64 => break,
+            MsrpEvent::Message { .. } => panic!("the whole file arrived before the cut"),
+            _ => {}
+        }
+    }
+    drop(hb);
+    // The sender sees the failure: the message ends, not delivered.
+    assert!(matches!(
+        outcome_of(&mut ha, &id.unwrap()).await,
+        MessageOutcome::Failed { .. }
+    ));
+    let have = receiver.received_prefix();
+    assert!(have >= (len / 4) as u64 && have < len as u64, "{have}");
+
+    // Second attempt: RFC 5547 §8, the rest of the file from file-range.
+    let resume = receiver.resume_offer();
+    assert_eq!(resume.range.map(|r| r.start), Some(have + 1));
+    let resumed_offer = offer.resumed_from(have + 1);
+    let (na, nb) = negotiate_file(&resumed_offer).await;
+    let their = nb.remote().file_offer().unwrap();
+    assert_eq!(their.range, resumed_offer.range, "file-range crossed");
+    let receiver = FileReceiver::new(their, &dest);
+    let mut hb = nb.spawn_with(|s| receiver.attach(s).unwrap());
+    let mut id = None;
+    let mut ha = na.spawn_with(|s| {
+        id = Some(send_file(s, &resumed_offer, &src, SendOptions::default()).unwrap());
+    });
+    // Both sides are read at once: a receiver whose events are not taken stops
+    // reading its socket (backpressure).
+    let id = id.unwrap();
+    let (outcome, ()) = tokio::join!(outcome_of(&mut ha, &id), wait_message(&mut hb));
+    assert!(
+        matches!(outcome, MessageOutcome::Delivered { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        receiver.complete().unwrap(),
+        FileOutcome::Complete {
+            size: len as u64,
+            verified: true
+        }
+    );
+    assert_eq!(std::fs::read(&dest).unwrap(), data);
+    let _ = std::fs::remove_dir_all(src.parent().unwrap());
+}
