@@ -452,7 +452,8 @@ pub(crate) struct ReceiveFileArgs {
     pub(crate) no_resume: bool,
 }
 
-fn progress_bar(total: u64) -> ProgressBar {
+/// A progress bar with bytes, rate and ETA.
+pub(crate) fn progress_bar_for(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
@@ -628,7 +629,7 @@ pub(crate) async fn send_file(args: SendFileArgs) -> Result<ExitCode> {
         None => Role::Offer(&mut lines),
     };
     let est = establish(&args.link, role, offer.to_attributes(), &mut print_line).await?;
-    let bar = progress_bar(offer.selector.size.unwrap_or(0));
+    let bar = progress_bar_for(offer.selector.size.unwrap_or(0));
     let sent = send_over(est, &offer, &args.file, args.stop_after, &bar).await?;
     eprintln!(
         "send-file: delivered {} ({} bytes{})",
@@ -659,7 +660,7 @@ pub(crate) async fn receive_file(args: ReceiveFileArgs) -> Result<ExitCode> {
         None => Role::Offer(&mut lines),
     };
     let est = establish(&args.link, role, attrs, &mut print_line).await?;
-    let bar = progress_bar(0);
+    let bar = progress_bar_for(0);
     match receive_over(est, &args.out, have, &bar).await? {
         Received::Complete {
             size,

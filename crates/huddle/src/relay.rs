@@ -47,10 +47,10 @@ pub(crate) struct RelayArgs {
     /// File of `user:password` lines (`*:password` accepts any user name).
     #[arg(long)]
     pub(crate) credentials: Option<PathBuf>,
-    /// The relay URI announced on the TCP listener (default: msrp://<listen>;tcp).
+    /// The relay URI announced on the TCP listener (default: msrp://LISTEN;tcp).
     #[arg(long)]
     pub(crate) uri: Option<String>,
-    /// The URI announced on the TLS listener (default: msrps://<tls-listen>;tcp).
+    /// The URI announced on the TLS listener (default: msrps://TLS-LISTEN;tcp).
     #[arg(long)]
     pub(crate) tls_uri: Option<String>,
     /// Digest realm (default: the host of the first listener).
