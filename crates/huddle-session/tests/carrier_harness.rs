@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use huddle_jingle::{Iq, IqType, Jid};
 use huddle_session::carrier::{
-    Candidate, CarrierError, CarrierEvent, CarrierManager, NS_CARRIER, RemoteDescription,
-    SessionId, StreamId, StreamOptions, StreamState, StreamType,
+    Candidate, CarrierError, CarrierEvent, CarrierManager, RemoteDescription, SessionId, StreamId,
+    StreamOptions, StreamState, StreamType,
 };
 use huddle_session::harness::{NetConfig, Node, Sim};
 use huddle_session::jingle::Config;
@@ -450,5 +450,4 @@ fn a_peer_that_vanishes_mid_session_fails_the_streams_and_ends_the_session() {
         vec![Some(huddle_jingle::ReasonCondition::ConnectivityError)]
     );
     assert!(alice.m.jingle().is_empty(), "the Jingle session is gone");
-    let _ = NS_CARRIER;
 }

@@ -26,15 +26,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 
-use super::core::{
-    Candidate, CarrierEvent, CarrierManager, SessionId, StreamId, StreamOptions, StreamState,
-};
+use super::core::{Candidate, CarrierEvent, CarrierManager, SessionId, StreamId, StreamOptions};
 
 /// Largest message on a plain stream.
 pub const MAX_MESSAGE: usize = 1 << 20;
 
 /// What the application hears from a [`CarrierEndpoint`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum AppEvent {
     /// A manager event (session requests, completions, stream states, closes). I/O
@@ -178,7 +176,7 @@ impl CarrierEndpoint {
         r
     }
 
-    /// The next event; `None` once the driver stopped.
+    /// The next event (`None` only if the driver task ended abnormally).
     pub async fn next_event(&mut self) -> Option<AppEvent> {
         self.events.recv().await
     }
@@ -215,6 +213,7 @@ async fn drive(
     let mut tasks = JoinSet::new();
     let mut listeners: HashMap<(SessionId, StreamId), TcpListener> = HashMap::new();
     let mut ctls: HashMap<(SessionId, StreamId), Ctl> = HashMap::new();
+    let mut signaling_closed = false;
     loop {
         let timeout = {
             let mut m = lock(&sh.manager);
@@ -338,9 +337,11 @@ async fn drive(
             }
         };
         tokio::select! {
-            iq = incoming.recv() => match iq {
+            // A closed signaling channel does not stop the streams: they run on until
+            // they end (the endpoint's drop stops everything).
+            iq = incoming.recv(), if !signaling_closed => match iq {
                 Some(iq) => lock(&sh.manager).handle_iq(iq, Instant::now()),
-                None => return,
+                None => signaling_closed = true,
             },
             () = sh.wake.notified() => {}
             Some(r) = rrx.recv() => match r {
@@ -554,11 +555,8 @@ pub async fn receive_file(
     }
     writer.flush().await?;
     ch.write_all(&[1]).await?;
-    ch.shutdown().await?;
+    // The sender closes the channel once it read the confirmation, so finishing our
+    // side may find it closed already: the file has arrived either way.
+    let _ = ch.shutdown().await;
     Ok((name, size))
-}
-
-/// Whether a stream state means its data path is gone.
-pub fn is_gone(state: StreamState) -> bool {
-    state.is_final()
 }
