@@ -346,6 +346,37 @@ mod tests {
     }
 
     #[test]
+    fn the_initiate_and_the_data_survive_xml() {
+        let d = CustomDescription {
+            uuid: "09461349-4c7f-11d1-8222-444553540000"
+                .parse()
+                .expect("uuid"),
+            mode: Mode::Message,
+            name: Some("ops & <friends>".into()),
+            transport: Some(TransportInfo {
+                addr: "[::1]:5000".parse().expect("addr"),
+                secret: Vec::new(),
+            }),
+        };
+        let mut j = Jingle::new(Action::SessionInitiate, "s1");
+        j.contents = vec![d.to_content(Creator::Initiator)];
+        let xml = huddle_jingle::Iq::set("1", j).to_xml();
+        let back = huddle_jingle::parse_iq(xml.as_bytes()).expect("parse");
+        let contents = back.jingle.expect("jingle").contents;
+        assert_eq!(CustomDescription::from_contents(&contents), Some(Ok(d)));
+
+        let mut info = Jingle::new(Action::SessionInfo, "s1");
+        info.info = Some(data_info(b"\x00bin\xff"));
+        let xml = huddle_jingle::Iq::set("2", info).to_xml();
+        let back = huddle_jingle::parse_iq(xml.as_bytes()).expect("parse");
+        let got = back.jingle.and_then(|j| j.info).expect("info");
+        assert_eq!(
+            parse_data_info(&got),
+            Some(Ok(Bytes::from_static(b"\x00bin\xff")))
+        );
+    }
+
+    #[test]
     fn data_info_round_trips() {
         let info = data_info(&[0, 1, 255]);
         assert_eq!(
