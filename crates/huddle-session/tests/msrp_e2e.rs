@@ -466,6 +466,21 @@ async fn outcome_of(h: &mut MsrpSessionHandle, id: &str) -> MessageOutcome {
     }
 }
 
+/// The outcome of `id` and how many chunks of it were written.
+async fn outcome_counting(h: &mut MsrpSessionHandle, id: &str) -> (MessageOutcome, u64) {
+    let mut chunks = 0;
+    loop {
+        match within(h.next_event()).await.expect("session ended first") {
+            MsrpEvent::SendProgress { message_id, .. } if message_id == id => chunks += 1,
+            MsrpEvent::Outcome {
+                message_id,
+                outcome,
+            } if message_id == id => return (outcome, chunks),
+            _ => {}
+        }
+    }
+}
+
 async fn wait_message(h: &mut MsrpSessionHandle) {
     loop {
         if let MsrpEvent::Message { .. } = within(h.next_event()).await.expect("ended first") {
@@ -572,10 +587,18 @@ async fn an_interrupted_transfer_fails_visibly_then_resumes_with_file_range() {
     // Both sides are read at once: a receiver whose events are not taken stops
     // reading its socket (backpressure).
     let id = id.unwrap();
-    let (outcome, ()) = tokio::join!(outcome_of(&mut ha, &id), wait_message(&mut hb));
+    let ((outcome, chunks), ()) =
+        tokio::join!(outcome_counting(&mut ha, &id), wait_message(&mut hb));
     assert!(
         matches!(outcome, MessageOutcome::Delivered { .. }),
         "{outcome:?}"
+    );
+    // Only the missing range travelled: one progress event per chunk of at most
+    // 2048 bytes (MsrpConfig's default).
+    let missing = len as u64 - have;
+    assert!(
+        chunks > 0 && chunks <= missing.div_ceil(2048),
+        "{chunks} chunks"
     );
     assert_eq!(
         receiver.complete().unwrap(),
@@ -585,5 +608,84 @@ async fn an_interrupted_transfer_fails_visibly_then_resumes_with_file_range() {
         }
     );
     assert_eq!(std::fs::read(&dest).unwrap(), data);
+    let _ = std::fs::remove_dir_all(src.parent().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_transfer_negotiated_over_jingle_arrives_verified() {
+    let (src, data) = temp_file("jingle", 64 * 1024 + 5);
+    let dest = src.with_file_name("received.bin");
+    let hub = SignalingHub::new();
+    let mut alice = Party::new(&hub, "alice@example.com/a");
+    let mut bob = Party::new(&hub, "bob@example.com/b");
+    let file = FileOffer::for_file(&src, "image/png").unwrap();
+    let mut neg_a = MsrpNegotiation::new(
+        ConnectorDirect::new(TransportOptions::default()),
+        Role::Active,
+    );
+    let offer = neg_a.offer(MsrpDescription::file(&file)).await.unwrap();
+    let sid = alice
+        .manager
+        .start(
+            bob.manager.jid().clone(),
+            vec![content(Creator::Initiator, "file", &offer)],
+        )
+        .unwrap();
+    exchange(&mut alice, &mut bob);
+    let (name, their_offer) = bob.msrp.take_offer(&sid).unwrap().remove(0);
+    assert_eq!(their_offer.media, MsrpMedia::File);
+    assert_eq!(
+        their_offer.file_offer().as_ref(),
+        Some(&file),
+        "RFC 5547 attributes survive XML"
+    );
+    let mut neg_b = MsrpNegotiation::new(
+        AcceptorDirect::new(TransportOptions::default()),
+        Role::Passive,
+    );
+    let receive = MsrpDescription {
+        media: MsrpMedia::File,
+        attributes: huddle_msrp::sdp::MsrpAttributes {
+            accept_types: Some(vec!["image/*".into()]),
+            ..Default::default()
+        },
+    };
+    let answer = neg_b.answer(&their_offer, receive).await.unwrap();
+    bob.msrp.set_answer(&sid, vec![(name, answer)]);
+    bob.manager.accept(&sid).unwrap();
+    exchange(&mut alice, &mut bob);
+    let answer = alice
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Received { jingle, .. } if jingle.action == Action::SessionAccept => {
+                Some(descriptions(jingle).unwrap().remove(0).1)
+            }
+            _ => None,
+        })
+        .expect("session-accept");
+    let (na, nb) = tokio::join!(neg_a.complete(&answer), neg_b.complete(&their_offer));
+    let (na, nb) = (na.unwrap(), nb.unwrap());
+    let receiver = FileReceiver::new(their_offer.file_offer().unwrap(), &dest);
+    let mut hb = nb.spawn_with(|s| receiver.attach(s).unwrap());
+    let mut id = None;
+    let mut ha = na.spawn_with(|s| {
+        id = Some(send_file(s, &file, &src, SendOptions::default()).unwrap());
+    });
+    let id = id.unwrap();
+    let (outcome, ()) = tokio::join!(outcome_of(&mut ha, &id), wait_message(&mut hb));
+    assert!(
+        matches!(outcome, MessageOutcome::Delivered { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        receiver.complete().unwrap(),
+        FileOutcome::Complete {
+            size: data.len() as u64,
+            verified: true
+        }
+    );
+    alice.manager.end(&sid, None, false).unwrap();
+    exchange(&mut alice, &mut bob);
     let _ = std::fs::remove_dir_all(src.parent().unwrap());
 }
