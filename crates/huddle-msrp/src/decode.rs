@@ -310,7 +310,7 @@ impl Decoder {
             return fatal(DecodeErrorKind::BadStartLine, None);
         }
         loop {
-            let Some(lf) = memchr::memchr(b'\n', &buf[*scan..]) else {
+            let Some(lf) = find_lf(&buf[*scan..]) else {
                 *scan = buf.len();
                 if buf.len() > self.limits.max_head_bytes {
                     return fatal(
@@ -644,9 +644,15 @@ fn parse_head(
     let mut headers = Headers::decoded(frame.clone(), line_starts.len());
     let (mut to_path, mut from_path) = (false, false);
     let mut byte_range = None;
+    // When the whole header block is plain text the lines need not be checked one by
+    // one (see `block_is_plain_text`).
+    let plain = match line_starts.first() {
+        Some(&first) => block_is_plain_text(&frame[first..head_len - 2], line_starts.len() - 1),
+        None => true,
+    };
     for (i, &pos) in line_starts.iter().enumerate() {
         let eol = line_end(i + 1);
-        match parse_header_line(&frame, pos, eol) {
+        match parse_header_line(&frame, pos, eol, plain) {
             Some((name, vstart)) => {
                 match name.known_header() {
                     Some(KnownHeader::ToPath) => to_path = true,
@@ -695,12 +701,24 @@ fn parse_head(
 /// Parses the header line `frame[pos..eol]` (CRLF excluded):
 /// `hname ":" SP hval`. Returns the name and where the value starts. Leading blanks of
 /// the value are tolerated (real peers write `Name:value`).
-fn parse_header_line(frame: &Bytes, pos: usize, eol: usize) -> Option<(HeaderName, usize)> {
+///
+/// `plain`: the line is known to be ASCII without control characters (HTAB included)
+/// or DEL, so only its colon is looked for.
+fn parse_header_line(
+    frame: &Bytes,
+    pos: usize,
+    eol: usize,
+    plain: bool,
+) -> Option<(HeaderName, usize)> {
     let line = &frame[pos..eol];
     // RFC 4975 §9 `hval = utf8text`, `utf8text = *(HTAB / %x20-7E / UTF8-NONASCII)`:
     // no control character (a lone CR included) and valid UTF-8. The name is checked
     // to be a token below, so the whole line can be checked at once.
-    let colon = text_line_colon(line)??;
+    let colon = if plain {
+        find_colon(line)?
+    } else {
+        text_line_colon(line)??
+    };
     let raw = &line[..colon];
     let name = match known_exact(raw) {
         // Spelled as the spec spells it: a token by construction, no copy needed.
@@ -728,6 +746,71 @@ fn is_utf8text(b: &[u8]) -> bool {
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = ONES * 0x80;
+
+/// True when `block` (the header lines, with the `crlfs` CRLFs between them) is ASCII
+/// and holds no control character or DEL besides those CRLFs: then every line is
+/// RFC 4975 §9 utf8text without HTAB (and no CR is a lone one). Eight bytes at a time:
+/// the count of bytes below 0x20 must be exactly `2 * crlfs` (the scanner checked that
+/// every line ends with CRLF, so those bytes are among them).
+fn block_is_plain_text(block: &[u8], crlfs: usize) -> bool {
+    let mut high = 0u64; // bit 7 of non-ASCII bytes and of DEL (b + 1)
+    let mut controls = 0usize;
+    let mut account = |w: u64| {
+        high |= w | w.wrapping_add(ONES);
+        // In ASCII bytes nothing carries: bit 7 of `b + 0x60` is clear iff b < 0x20.
+        // Summing the flag bits (moved to bit 0 of each byte) counts such bytes.
+        let low = (!w.wrapping_add(ONES * 0x60) & HIGH) >> 7;
+        controls += (low.wrapping_mul(ONES) >> 56) as usize;
+    };
+    let mut words = block.chunks_exact(8);
+    for c in &mut words {
+        account(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+    }
+    let rest = words.remainder();
+    let mut last = [b' '; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    account(u64::from_le_bytes(last));
+    // A non-ASCII byte makes the counts meaningless (carries), but it also fails the
+    // `high` test.
+    high & HIGH == 0 && controls == 2 * crlfs
+}
+
+/// The index of the first colon of an ASCII `line`.
+fn find_colon(line: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 8 <= line.len() {
+        let w = u64::from_le_bytes(line[i..i + 8].try_into().expect("8 bytes"));
+        let x = w ^ (ONES * u64::from(b':'));
+        let zero = x.wrapping_sub(ONES) & !x & HIGH;
+        if zero != 0 {
+            return Some(i + zero.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    line[i..].iter().position(|&b| b == b':').map(|p| i + p)
+}
+
+/// The index of the first LF in `h`. Header lines are short: for their first bytes a
+/// word-at-a-time loop beats the setup cost of a vectorised search, which takes over
+/// for longer runs (so a long line is still searched quickly).
+fn find_lf(h: &[u8]) -> Option<usize> {
+    const SHORT: usize = 128;
+    let mut i = 0;
+    while i + 8 <= h.len() {
+        if i >= SHORT {
+            return memchr::memchr(b'\n', &h[i..]).map(|p| i + p);
+        }
+        let w = u64::from_le_bytes(h[i..i + 8].try_into().expect("8 bytes"));
+        // The lowest zero byte of `w ^ LF` is exact (borrows only propagate upwards).
+        let x = w ^ (ONES * u64::from(b'\n'));
+        let zero = x.wrapping_sub(ONES) & !x & HIGH;
+        if zero != 0 {
+            return Some(i + zero.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    h[i..].iter().position(|&b| b == b'\n').map(|p| i + p)
+}
 
 /// One word of a line: is it ASCII text, and where is its first colon?
 enum Word {
@@ -897,6 +980,115 @@ mod tests {
                     l.splice(at..at, seq.bytes());
                     assert_eq!(text_line_colon(&l), reference(&l), "{l:?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn find_lf_finds_the_first_line_feed() {
+        for len in 0..300 {
+            let mut h = vec![b'a'; len];
+            assert_eq!(find_lf(&h), None);
+            for at in 0..len {
+                h[at] = b'\n';
+                assert_eq!(find_lf(&h), Some(at), "len {len} at {at}");
+                // A second LF (and bytes that differ from LF by one bit) after it
+                // changes nothing.
+                if at + 1 < len {
+                    h[at + 1] = b'\n';
+                    assert_eq!(find_lf(&h), Some(at));
+                    h[at + 1] = b'a';
+                }
+                h[at] = b'\x0b';
+                assert_eq!(find_lf(&h), None);
+                h[at] = b'a';
+            }
+        }
+    }
+
+    #[test]
+    fn plain_block_check_matches_the_line_by_line_one() {
+        let lines: [&[u8]; 3] = [
+            b"To-Path: msrp://a.example:1/s;tcp",
+            b"X: y",
+            b"Byte-Range: 1-*/9",
+        ];
+        let block = lines.join(&b"\r\n"[..]);
+        assert!(block_is_plain_text(&block, 2));
+        assert!(block_is_plain_text(b"", 0));
+        // The scanner guarantees the CRLFs between the lines; any byte elsewhere (a
+        // lone CR, HTAB, DEL, other controls, non-ASCII) makes the block not plain.
+        let separators: Vec<usize> = block
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w == b"\r\n")
+            .flat_map(|(i, _)| [i, i + 1])
+            .collect();
+        for at in (0..block.len()).filter(|at| !separators.contains(at)) {
+            for b in 0..=255u8 {
+                let mut l = block.clone();
+                l[at] = b;
+                let expect = (0x20..0x7f).contains(&b);
+                assert_eq!(block_is_plain_text(&l, 2), expect, "{l:?}");
+            }
+        }
+    }
+
+    fn decode_one(extra: &[u8]) -> Result<Option<Chunk>, DecodeError> {
+        let mut frame = b"MSRP a786hjs2 SEND\r\nTo-Path: msrp://b.example:1/s;tcp\r\n\
+            From-Path: msrp://a.example:1/s;tcp\r\n"
+            .to_vec();
+        frame.extend_from_slice(extra);
+        frame.extend_from_slice(b"-------a786hjs2$\r\n");
+        Decoder::default().decode(&mut BytesMut::from(&frame[..]))
+    }
+
+    #[test]
+    fn header_blocks_off_the_plain_path_keep_their_meaning() {
+        // HTAB and UTF-8 are utf8text (RFC 4975 §9): the line-by-line path takes them.
+        let c = decode_one("X-A: a\tb\r\nX-B: h\u{e9}llo\r\n".as_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.headers.get_by_name("x-a"), Some("a\tb"));
+        assert_eq!(c.headers.get_by_name("X-B"), Some("h\u{e9}llo"));
+        // DEL, a lone CR, other controls and invalid UTF-8 are not.
+        for bad in [
+            &b"X-C: a\x7fb"[..],
+            b"X-C: a\rb",
+            b"X-C: a\x01b",
+            b"X-C: a\xffb",
+        ] {
+            let mut extra = bad.to_vec();
+            extra.extend_from_slice(b"\r\n");
+            let e = decode_one(&extra).unwrap_err();
+            assert_eq!(e.kind(), &DecodeErrorKind::MalformedHeader, "{bad:?}");
+            assert!(!e.is_fatal());
+        }
+        // Names as spelled on the wire survive, known or not.
+        let c = decode_one(b"message-id: 1\r\nX-Thing: 2\r\n")
+            .unwrap()
+            .unwrap();
+        let names: Vec<_> = c.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["To-Path", "From-Path", "message-id", "X-Thing"]);
+        assert_eq!(c.message_id(), Some("1"));
+    }
+
+    #[test]
+    fn find_colon_finds_the_first_colon() {
+        for len in 0..40 {
+            let mut l = vec![b'a'; len];
+            assert_eq!(find_colon(&l), None);
+            for at in 0..len {
+                l[at] = b':';
+                assert_eq!(find_colon(&l), Some(at));
+                if at + 1 < len {
+                    l[at + 1] = b':';
+                    assert_eq!(find_colon(&l), Some(at));
+                    l[at + 1] = b'a';
+                }
+                l[at] = b';';
+                assert_eq!(find_colon(&l), None);
+                l[at] = b'a';
             }
         }
     }

@@ -377,11 +377,18 @@ impl ByteRange {
 }
 
 fn parse_digits(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || s.len() > 20 {
         return None;
     }
-    // Overflow (values past u64::MAX) is an error, not a wrap.
-    s.parse::<u64>().ok()
+    let mut v: u64 = 0;
+    for b in s.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        // Overflow (values past u64::MAX) is an error, not a wrap.
+        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(v)
 }
 
 impl FromStr for ByteRange {
@@ -389,8 +396,16 @@ impl FromStr for ByteRange {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || HeaderError::InvalidByteRange(s.chars().take(80).collect());
-        let (start, rest) = s.split_once('-').ok_or_else(bad)?;
-        let (end, total) = rest.split_once('/').ok_or_else(bad)?;
+        // Split at the first `-` and the first `/` after it (ASCII, so char boundaries).
+        let b = s.as_bytes();
+        let dash = b.iter().position(|&c| c == b'-').ok_or_else(bad)?;
+        let slash = dash
+            + 1
+            + b[dash + 1..]
+                .iter()
+                .position(|&c| c == b'/')
+                .ok_or_else(bad)?;
+        let (start, end, total) = (&s[..dash], &s[dash + 1..slash], &s[slash + 1..]);
         let start = parse_digits(start).ok_or_else(bad)?;
         let end = if end == "*" {
             None
