@@ -136,6 +136,12 @@ impl Node for CustomNode {
     }
 }
 
+/// Lets the network deliver everything in flight (5 s of simulated time) without
+/// running into the 60 s proposal timeout, as `run_until_idle` would.
+fn settle(sim: &mut Sim<CustomNode>) {
+    sim.run_for(Duration::from_secs(5)).expect("run");
+}
+
 fn net(seed: u64) -> NetConfig {
     NetConfig {
         latency: Duration::from_millis(20),
@@ -169,7 +175,7 @@ fn offer_answer_data_both_ways_with_reordering_network() {
             .core
             .invite(id, jid("bob@x/1"))
             .expect("invite");
-        sim.run_until_idle().expect("idle");
+        settle(&mut sim);
 
         // The invitee checks the UUID, then accepts.
         let inc = sim.node(b).incoming();
@@ -181,7 +187,7 @@ fn offer_answer_data_both_ways_with_reordering_network() {
         );
         assert_eq!(sim.node(b).states(bid), vec![CustomState::ReceivedProposal]);
         sim.node_mut(b).core.accept(bid).expect("accept");
-        sim.run_until_idle().expect("idle");
+        settle(&mut sim);
         assert_eq!(
             sim.node(a).states(id),
             vec![CustomState::Inviting, CustomState::Online]
@@ -207,7 +213,7 @@ fn offer_answer_data_both_ways_with_reordering_network() {
             .core
             .send_data(bid, None, Bytes::from_static(b"pong \x00\xff"))
             .expect("send");
-        sim.run_until_idle().expect("idle");
+        settle(&mut sim);
 
         assert_one_result_per_send(sim.node(a), &a_sends);
         assert_one_result_per_send(sim.node(b), &[b_send]);
@@ -224,7 +230,7 @@ fn offer_answer_data_both_ways_with_reordering_network() {
         );
 
         sim.node_mut(b).core.end(bid).expect("end");
-        sim.run_until_idle().expect("idle");
+        settle(&mut sim);
         assert_eq!(sim.node(a).core.state(id), Ok(CustomState::Ended));
         assert!(
             sim.node(a)
@@ -251,12 +257,12 @@ fn reject_and_unannounced_capability_end_the_invitation() {
         .core
         .invite(mine, jid("bob@x/1"))
         .expect("invite");
-    sim.run_until_idle().expect("idle");
+    settle(&mut sim);
     let inc = sim.node(b).incoming();
     assert_eq!(inc.len(), 1, "only the announced capability is offered");
     assert_eq!(inc[0].1, uuid(UUID));
     sim.node_mut(b).core.reject(inc[0].0).expect("reject");
-    sim.run_until_idle().expect("idle");
+    settle(&mut sim);
 
     let results: Vec<(CustomId, Result<(), InviteFailure>)> = sim
         .node(a)
@@ -384,7 +390,7 @@ fn message_mode_invite_cancel_eject_and_limits() {
     for p in ["p1@x/1", "p2@x/1", "p3@x/1"] {
         sim.node_mut(o).core.invite(id, jid(p)).expect("invite");
     }
-    sim.run_until_idle().expect("idle");
+    settle(&mut sim);
     // The proposal carries the name and the host's address.
     for p in [p1, p2, p3] {
         let inc = sim.node(p).incoming();
@@ -403,7 +409,7 @@ fn message_mode_invite_cancel_eject_and_limits() {
         .collect();
     sim.node_mut(p1).core.accept(ids[0]).expect("accept");
     sim.node_mut(p2).core.accept(ids[1]).expect("accept");
-    sim.run_until_idle().expect("idle");
+    settle(&mut sim);
     let p3_id = sim.node(p3).incoming()[0].0;
     assert_eq!(sim.node(p3).core.state(p3_id), Ok(CustomState::Ended));
     assert!(sim.node(o).events.iter().any(|e| matches!(e,
@@ -471,7 +477,7 @@ fn message_mode_invite_cancel_eject_and_limits() {
         .core
         .eject(id, &jid("p2@x/1"))
         .expect("eject");
-    sim.run_until_idle().expect("idle");
+    settle(&mut sim);
     assert!(sim.node(o).actions.contains(&TransportAction::HostEject {
         id,
         name: "p2@x/1".into()
@@ -483,7 +489,7 @@ fn message_mode_invite_cancel_eject_and_limits() {
 
     // Ending the session fails the send still with the transport.
     sim.node_mut(o).core.end(id).expect("end");
-    sim.run_until_idle().expect("idle");
+    settle(&mut sim);
     assert_one_result_per_send(sim.node(o), &[one, all]);
     assert_eq!(
         sim.node(o).send_results()[&all],
@@ -503,10 +509,10 @@ fn a_vanished_peer_fails_every_pending_send_once() {
         .core
         .invite(id, jid("bob@x/1"))
         .expect("invite");
-    sim.run_until_idle().expect("idle");
+    settle(&mut sim);
     let bid = sim.node(b).incoming()[0].0;
     sim.node_mut(b).core.accept(bid).expect("accept");
-    sim.run_until_idle().expect("idle");
+    settle(&mut sim);
 
     sim.disconnect("bob@x/1");
     let sends: Vec<SendId> = (0..3)
@@ -520,7 +526,7 @@ fn a_vanished_peer_fails_every_pending_send_once() {
     // The first data IQ times out (30 s of simulated time): the session ends with
     // `timeout` and the queued ones fail with it.
     sim.run_for(Duration::from_secs(40)).expect("run");
-    sim.run_until_idle().expect("idle");
+    settle(&mut sim);
     assert_one_result_per_send(sim.node(a), &sends);
     let results = sim.node(a).send_results();
     assert!(matches!(
@@ -530,4 +536,89 @@ fn a_vanished_peer_fails_every_pending_send_once() {
     assert_eq!(results[&sends[2]], vec![Err(SendFailure::SessionEnded)]);
     assert_eq!(sim.node(a).core.state(id), Ok(CustomState::Ended));
     assert!(sim.elapsed() >= Duration::from_secs(30));
+}
+
+#[test]
+fn lossy_network_every_invite_and_every_send_resolves_exactly_once() {
+    let mut online_runs = 0;
+    for seed in 1..=20 {
+        let mut config = net(seed);
+        config.loss = 0.15;
+        let mut sim: Sim<CustomNode> = Sim::new(config);
+        let a = sim.add(CustomNode::new("alice@x/1", seed, &[UUID]));
+        let b = sim.add(CustomNode::new("bob@x/1", seed + 50, &[UUID]));
+        let id = sim.node_mut(a).core.create(uuid(UUID)).expect("create");
+        sim.node_mut(a)
+            .core
+            .invite(id, jid("bob@x/1"))
+            .expect("invite");
+        sim.run_for(Duration::from_secs(1)).expect("run");
+        if let Some((bid, ..)) = sim.node(b).incoming().first().cloned() {
+            sim.node_mut(b).core.accept(bid).expect("accept");
+        }
+        sim.run_for(Duration::from_secs(1)).expect("run");
+        let mut sends = Vec::new();
+        if sim.node(a).core.state(id) == Ok(CustomState::Online) {
+            online_runs += 1;
+            for i in 0..5u8 {
+                sends.push(
+                    sim.node_mut(a)
+                        .core
+                        .send_data(id, None, Bytes::from(vec![i]))
+                        .expect("send"),
+                );
+            }
+        }
+        // Long enough for every lost request to time out.
+        sim.run_for(Duration::from_secs(200)).expect("run");
+        sim.run_until_idle().expect("idle");
+        assert_one_result_per_send(sim.node(a), &sends);
+        let invite_results = sim
+            .node(a)
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::InviteResult { .. }))
+            .count();
+        // Unanswered (lost) proposals end in a failed invite result; answered ones in
+        // exactly one result either way.
+        assert_eq!(invite_results, 1, "seed {seed}: {:?}", sim.node(a).events);
+    }
+    assert!(online_runs > 0, "some runs must get online");
+}
+
+#[test]
+fn an_unanswered_proposal_times_out() {
+    let mut sim: Sim<CustomNode> = Sim::new(net(5));
+    let a = sim.add(CustomNode::new("alice@x/1", 1, &[UUID]));
+    let b = sim.add(CustomNode::new("bob@x/1", 2, &[UUID]));
+    let id = sim.node_mut(a).core.create(uuid(UUID)).expect("create");
+    sim.node_mut(a)
+        .core
+        .invite(id, jid("bob@x/1"))
+        .expect("invite");
+    settle(&mut sim);
+    let bid = sim.node(b).incoming()[0].0;
+    assert_eq!(
+        sim.node(b).core.state(bid),
+        Ok(CustomState::ReceivedProposal)
+    );
+    // Bob never answers: after the proposal timeout (60 s) the invitation fails with
+    // `timeout` and both ends are over.
+    sim.run_until_idle().expect("idle");
+    assert!(sim.elapsed() >= Duration::from_secs(60));
+    let results: Vec<_> = sim
+        .node(a)
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::InviteResult { result, .. } => Some(result.clone()),
+            _ => None,
+        })
+        .collect();
+    match results.as_slice() {
+        [Err(InviteFailure::Failed(Some(r)))] => assert_eq!(r.condition, ReasonCondition::Timeout),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(sim.node(a).core.state(id), Ok(CustomState::Ended));
+    assert_eq!(sim.node(b).core.state(bid), Ok(CustomState::Ended));
 }

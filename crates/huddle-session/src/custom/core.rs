@@ -4,7 +4,7 @@
 //! transport actions for the driver ([`CustomSessions::poll_action`]).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use huddle_jingle::{Action, Creator, Iq, IqType, Jid, Reason, ReasonCondition};
@@ -16,6 +16,9 @@ use super::description::{
     parse_data_info,
 };
 use crate::jingle::{self, Config, RequestFailure, SessionError, SessionManager};
+
+/// How long an invitation waits for its answer (accept or reject) by default.
+pub const DEFAULT_PROPOSAL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A custom session, local to one [`CustomSessions`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -290,6 +293,11 @@ pub struct CustomSessions {
     actions: VecDeque<TransportAction>,
     next_id: u64,
     next_send: u64,
+    proposal_timeout: Duration,
+    /// Invitations whose answer timer starts at the next `poll_transmit`.
+    unarmed: Vec<(CustomId, String)>,
+    /// Answer deadlines of invitations.
+    deadlines: BTreeSet<(Instant, CustomId, String)>,
 }
 
 impl CustomSessions {
@@ -308,7 +316,18 @@ impl CustomSessions {
             actions: VecDeque::new(),
             next_id: 0,
             next_send: 0,
+            proposal_timeout: DEFAULT_PROPOSAL_TIMEOUT,
+            unarmed: Vec::new(),
+            deadlines: BTreeSet::new(),
         }
+    }
+
+    /// How long an invitation waits for accept or reject before it fails with reason
+    /// `timeout` ([`DEFAULT_PROPOSAL_TIMEOUT`] by default). The Jingle layer only bounds
+    /// the wait for the IQ reply; a peer that acknowledged the proposal and then
+    /// vanished (or whose answer was lost) would otherwise leave it pending forever.
+    pub fn set_proposal_timeout(&mut self, timeout: Duration) {
+        self.proposal_timeout = timeout;
     }
 
     /// The Jingle manager underneath (read-only).
@@ -499,6 +518,7 @@ impl CustomSessions {
             });
         }
         self.by_sid.insert(sid.clone(), id);
+        self.unarmed.push((id, sid.clone()));
         let c = self.get_mut(id)?;
         c.peers.push(Peer {
             jid: peer,
@@ -692,15 +712,43 @@ impl CustomSessions {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.jingle.handle_timeout(now);
         self.pump();
+        while let Some(first) = self.deadlines.first() {
+            if first.0 > now {
+                break;
+            }
+            let Some((_, id, sid)) = self.deadlines.pop_first() else {
+                break;
+            };
+            let still_invited = self.sessions.get(&id).is_some_and(|c| {
+                c.peers
+                    .iter()
+                    .any(|p| p.sid == sid && p.state == PeerState::Invited)
+            });
+            if still_invited {
+                // XEP-0166 §7.4: `timeout` — the proposal was not answered in time.
+                let _ = self
+                    .jingle
+                    .end(&sid, Some(Reason::new(ReasonCondition::Timeout)), false);
+                self.pump();
+            }
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.jingle.poll_timeout()
+        let mine = self.deadlines.first().map(|d| d.0);
+        match (self.jingle.poll_timeout(), mine) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// The next IQ to send.
+    /// The next IQ to send. `now` also starts the answer timer of new invitations.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Iq> {
+        for (id, sid) in self.unarmed.drain(..) {
+            self.deadlines
+                .insert((now + self.proposal_timeout, id, sid));
+        }
         self.jingle.poll_transmit(now)
     }
 
@@ -1039,6 +1087,7 @@ impl CustomSessions {
     }
 
     fn on_terminated(&mut self, sid: &str, reason: Option<Reason>, by_peer: bool) {
+        self.offers.remove(sid);
         let Some(id) = self.by_sid.remove(sid) else {
             return;
         };

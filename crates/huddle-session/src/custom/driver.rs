@@ -368,12 +368,10 @@ impl<S: Signaling> CustomEndpoint<S> {
             }
             TransportAction::Close { id } => {
                 if let Some(h) = self.hosts.remove(&id) {
+                    // The goodbyes go out on the links' own tasks; ours (the
+                    // listener and the event forwarder) stop now.
                     h.host.end();
-                    // The event task stays until the host's goodbyes are out; the
-                    // listener stops now.
-                    if let Some(a) = h.tasks.first() {
-                        a.abort();
-                    }
+                    h.tasks.iter().for_each(AbortHandle::abort);
                 }
                 if let Some(c) = self.clients.remove(&id) {
                     c.client.leave();

@@ -21,8 +21,8 @@ mod description;
 mod driver;
 
 pub use self::core::{
-    CustomError, CustomId, CustomSessions, CustomState, Event, InviteFailure, Role, SendFailure,
-    SendId, TransportAction, register,
+    CustomError, CustomId, CustomSessions, CustomState, DEFAULT_PROPOSAL_TIMEOUT, Event,
+    InviteFailure, Role, SendFailure, SendId, TransportAction, register,
 };
 pub use self::description::{
     CONTENT_NAME, CapabilityUuid, CustomDescription, CustomHandler, DescriptionError, Mode, NS,
