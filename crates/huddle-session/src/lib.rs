@@ -11,6 +11,7 @@
 //! `huddle-jingle` and `huddle-msrp`) or socket I/O of its own (`huddle-transport`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+pub mod carrier;
 pub mod custom;
 pub mod harness;
 pub mod jingle;
