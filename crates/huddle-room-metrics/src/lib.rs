@@ -2,6 +2,7 @@
 //!
 //! - [`tracker`]: the client's room-state machine (sans-IO): session events in, the status
 //!   updates the real Loop client posts out.
+//! - [`adapter`]: feeds the tracker from huddle-session's Jingle and Carrier events.
 //! - [`reporter`]: an HTTP client that joins a room, refreshes the participation, posts
 //!   status updates and leaves, with Hawk or Basic auth; failures are reported, never block.
 //! - [`server`]: a rooms endpoint compatible with loop-server for the participation API,
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod adapter;
 pub mod api_error;
 pub mod conformance;
 pub mod hawk_auth;
