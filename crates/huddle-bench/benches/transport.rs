@@ -281,7 +281,8 @@ async fn yamux(total: u64, channels: usize) -> Run {
 /// 100-byte messages from a participant to the host through the tokio drivers: one
 /// `send().await` per message (`batch == 1`), else `send_many` with `batch` messages per
 /// call.
-async fn message_mode(n: u64, batch: usize) -> (Duration, u64) {
+/// Returns the wall time, the messages received, and the process CPU time spent.
+async fn message_mode(n: u64, batch: usize) -> (Duration, u64, Duration) {
     let host = MessageHost::new("owner", MsgConfig::default()).expect("host");
     host.invite("alice");
     let (c, s) = tcp_pair().await;
@@ -291,6 +292,7 @@ async fn message_mode(n: u64, batch: usize) -> (Duration, u64) {
         .expect("join");
     let payload = [0x42u8; 100];
     let to = Recipient::One(ParticipantId::HOST);
+    let cpu0 = cpu_time();
     let t = Instant::now();
     let sender = tokio::spawn(async move {
         if batch <= 1 {
@@ -322,8 +324,9 @@ async fn message_mode(n: u64, batch: usize) -> (Duration, u64) {
             .count() as u64;
     }
     let wall = t.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu0);
     drop(sender.await.expect("sender"));
-    (wall, got)
+    (wall, got, cpu)
 }
 
 /// The sans-IO cores alone: encode at the participant, decode and deliver at the host.
@@ -398,6 +401,8 @@ fn main() {
     let mut yam = Vec::new();
     let mut msg = Vec::new();
     let mut msg_batched = Vec::new();
+    let mut msg_cpu = Vec::new();
+    let mut msg_batched_cpu = Vec::new();
     let mut cores = Vec::new();
     let big_window = MuxConfig {
         initial_window: 4 << 20,
@@ -417,10 +422,12 @@ fn main() {
             eight.push(rt.block_on(huddle(GIB, 8, MuxConfig::default())));
             eight_big.push(rt.block_on(huddle(GIB, 8, big_window.clone())));
         }
-        let (w, n) = rt.block_on(message_mode(5_000_000, 1));
+        let (w, n, c) = rt.block_on(message_mode(5_000_000, 1));
         msg.push(n as f64 / w.as_secs_f64());
-        let (w, n) = rt.block_on(message_mode(5_000_000, MSG_BATCH));
+        msg_cpu.push(c.as_secs_f64() * 1e9 / n as f64);
+        let (w, n, c) = rt.block_on(message_mode(5_000_000, MSG_BATCH));
         msg_batched.push(n as f64 / w.as_secs_f64());
+        msg_batched_cpu.push(c.as_secs_f64() * 1e9 / n as f64);
         let (w, n) = message_cores(5_000_000);
         cores.push(n as f64 / w.as_secs_f64());
     }
@@ -499,6 +506,20 @@ fn main() {
         "-".into(),
         format!("{:.2}x goal", b / 5e6),
         "messages/s".into(),
+    ]);
+    t.row(vec![
+        "message mode CPU per message: one send().await each".into(),
+        format!("{:.0} ns", median(msg_cpu.clone())),
+        "-".into(),
+        "-".into(),
+        "process CPU ns/message".into(),
+    ]);
+    t.row(vec![
+        "message mode CPU per message: with batching".into(),
+        format!("{:.0} ns", median(msg_batched_cpu.clone())),
+        "-".into(),
+        "-".into(),
+        "process CPU ns/message".into(),
     ]);
     t.row(vec![
         "message mode, 100 B, sans-IO cores only".into(),

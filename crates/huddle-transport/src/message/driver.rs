@@ -1,7 +1,7 @@
 //! tokio drivers for Message mode: one task per connection moves bytes and fires timers;
 //! every decision is in [`Participant`] and [`Host`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -380,34 +380,40 @@ struct HostShared {
     core: Host,
     config: Config,
     links: HashMap<LinkId, Waker>,
-    events: VecDeque<HostEvent>,
     recv: Option<Waker>,
 }
 
 impl HostShared {
-    /// After any call into the core: wake links with output, collect events.
+    /// After any call into the core: wake links with output (or closed), and the
+    /// application when events wait. Events stay in the core's queue until taken.
     fn after(&mut self) {
         while let Some(l) = self.core.poll_dirty() {
             if let Some(w) = self.links.get(&l) {
                 w.wake_by_ref();
             }
         }
-        let mut any = false;
-        while let Some(e) = self.core.poll_event() {
-            match e {
-                HostEvent::LinkClosed(l) => {
-                    if let Some(w) = self.links.get(&l) {
-                        w.wake_by_ref();
-                    }
-                }
-                e => {
-                    self.events.push_back(e);
-                    any = true;
-                }
+        if self.core.pending_events() > 0
+            && let Some(w) = self.recv.take()
+        {
+            w.wake();
+        }
+    }
+
+    /// The next event for the application ([`HostEvent::LinkClosed`] is the drivers'
+    /// business: [`after`](Self::after) already woke that link).
+    fn next_event(&mut self) -> Option<HostEvent> {
+        loop {
+            match self.core.poll_event()? {
+                HostEvent::LinkClosed(_) => {}
+                e => return Some(e),
             }
         }
-        if any && let Some(w) = self.recv.take() {
-            w.wake();
+    }
+
+    /// Wakes every link: reading may resume below the pending-events mark.
+    fn wake_links(&self) {
+        for w in self.links.values() {
+            w.wake_by_ref();
         }
     }
 }
@@ -420,7 +426,7 @@ struct HostLink {
 impl Link for HostLink {
     fn can_read(&self, driver: &Waker) -> bool {
         let mut s = lock(&self.shared);
-        let ok = s.events.len() < s.config.max_pending_events;
+        let ok = s.core.pending_events() < s.config.max_pending_events;
         if !ok {
             s.links.insert(self.id, driver.clone());
         }
@@ -480,7 +486,6 @@ impl MessageHost {
                 core,
                 config,
                 links: HashMap::new(),
-                events: VecDeque::new(),
                 recv: None,
             })),
         })
@@ -544,12 +549,11 @@ impl MessageHost {
     pub async fn recv(&self) -> HostEvent {
         poll_fn(|cx| {
             let mut s = lock(&self.shared);
-            match s.events.pop_front() {
+            let full = s.core.pending_events() >= s.config.max_pending_events;
+            match s.next_event() {
                 Some(e) => {
-                    if s.events.len() + 1 == s.config.max_pending_events {
-                        for w in s.links.values() {
-                            w.wake_by_ref();
-                        }
+                    if full {
+                        s.wake_links();
                     }
                     Poll::Ready(e)
                 }
@@ -567,17 +571,19 @@ impl MessageHost {
     pub async fn recv_many(&self, out: &mut Vec<HostEvent>, max: usize) -> usize {
         poll_fn(|cx| {
             let mut s = lock(&self.shared);
-            if s.events.is_empty() {
+            let full = s.core.pending_events() >= s.config.max_pending_events;
+            let mut n = 0;
+            while n < max {
+                let Some(e) = s.next_event() else { break };
+                out.push(e);
+                n += 1;
+            }
+            if n == 0 {
                 s.recv = Some(cx.waker().clone());
                 return Poll::Pending;
             }
-            let full = s.events.len() >= s.config.max_pending_events;
-            let n = max.min(s.events.len());
-            out.extend(s.events.drain(..n));
             if full {
-                for w in s.links.values() {
-                    w.wake_by_ref();
-                }
+                s.wake_links();
             }
             Poll::Ready(n)
         })

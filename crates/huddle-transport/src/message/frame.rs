@@ -293,6 +293,20 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         buf.reserve(4 + len as usize - buf.len());
         return Ok(None);
     }
+    // The hot path: a DATA frame (kind 7) with its 8-byte header present is sliced
+    // straight out of `buf`; the checks are those of the general path below.
+    if buf[4] == 7 && len >= 9 {
+        let payload_len = len as usize - 9;
+        if payload_len > MAX_PAYLOAD {
+            buf.advance(4 + len as usize);
+            return Err(FrameError::PayloadTooLarge(payload_len));
+        }
+        let from = ParticipantId(u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]));
+        let to = Recipient::from_wire(u32::from_be_bytes([buf[9], buf[10], buf[11], buf[12]]));
+        buf.advance(13);
+        let payload = buf.split_to(payload_len).freeze();
+        return Ok(Some(Frame::Data { from, to, payload }));
+    }
     buf.advance(4);
     let mut body = buf.split_to(len as usize);
     let kind = body.get_u8();

@@ -171,6 +171,8 @@ impl Host {
                 l.out.clear();
             }
             self.events.push_back(HostEvent::LinkClosed(link));
+            // Its driver must look at it: what is left goes out, then it closes.
+            self.dirty.push_back(link);
         }
     }
 
@@ -424,9 +426,15 @@ impl Host {
         (!l.out.is_empty()).then(|| l.out.split().freeze())
     }
 
-    /// A link that got something to send since the last call (for a driver to wake it).
+    /// A link that got something to send, or was closed, since the last call (for a
+    /// driver to wake it).
     pub fn poll_dirty(&mut self) -> Option<LinkId> {
         self.dirty.pop_front()
+    }
+
+    /// Events waiting for [`poll_event`](Self::poll_event).
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
     }
 
     /// The next event.
