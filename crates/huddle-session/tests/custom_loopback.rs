@@ -257,12 +257,26 @@ async fn message_mode_three_participants_one_ejected() {
     one_result_each(&p1, &[private]);
     assert_eq!(owner.ep.sessions().state(id), Ok(CustomState::Online));
 
-    owner.ep.end(id).expect("end");
+    // p1 leaves on its own: everyone else sees it go, not as an ejection.
+    p1.ep.end(ids[0]).expect("leave");
+    let left = |p: &Party| {
+        p.has(|e| matches!(e, Event::ParticipantLeft { peer, ejected: false, .. } if *peer == jid("p1@x/1")))
+    };
     drive(&mut [&mut owner, &mut p1, &mut p2, &mut p3], |p| {
-        p[1].ep.core().state(ids[0]) == Ok(CustomState::Ended)
-            && p[2].ep.core().state(ids[1]) == Ok(CustomState::Ended)
+        left(&*p[0]) && left(&*p[2])
     })
     .await;
+    assert_eq!(
+        owner.ep.core().participants(id).expect("participants"),
+        vec![jid("p2@x/1")]
+    );
+
+    owner.ep.end(id).expect("end");
+    drive(&mut [&mut owner, &mut p1, &mut p2, &mut p3], |p| {
+        p[2].ep.core().state(ids[1]) == Ok(CustomState::Ended)
+    })
+    .await;
+    assert_eq!(p1.ep.core().state(ids[0]), Ok(CustomState::Ended));
 }
 
 #[tokio::test]
