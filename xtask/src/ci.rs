@@ -98,6 +98,15 @@ pub(crate) fn run_ci(root: &Path) -> Result<()> {
             ),
             Box::new(|| crate::fuzz::run_fuzz(root, None, crate::fuzz::SMOKE_SECONDS)),
         ),
+        (
+            "demo",
+            "cargo run -p huddle -- demo".into(),
+            Box::new(|| {
+                run(cargo()
+                    .current_dir(root)
+                    .args(["run", "-p", "huddle", "--", "demo", "--quiet"]))
+            }),
+        ),
     ];
 
     let n = steps.len();
