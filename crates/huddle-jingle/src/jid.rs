@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -35,9 +36,12 @@ pub enum JidError {
 }
 
 /// A validated JID, bare (`local@domain`) or full (`local@domain/resource`).
+///
+/// The string is shared: cloning a JID (every reply a session manager sends carries its
+/// own) only bumps a reference count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Jid {
-    s: String,
+    s: Arc<str>,
     /// Byte index of `@` (the end of the localpart), if any.
     at: Option<usize>,
     /// Byte index of the `/` before the resource, if any.
@@ -104,7 +108,11 @@ impl Jid {
                 return Err(JidError::ForbiddenChar(c));
             }
         }
-        Ok(Jid { at, slash, s })
+        Ok(Jid {
+            at,
+            slash,
+            s: Arc::from(s),
+        })
     }
 
     /// The whole JID as a string.
@@ -142,7 +150,7 @@ impl Jid {
     pub fn to_bare(&self) -> Jid {
         match self.slash {
             Some(i) => Jid {
-                s: self.s[..i].to_owned(),
+                s: Arc::from(&self.s[..i]),
                 at: self.at,
                 slash: None,
             },

@@ -317,10 +317,17 @@ impl Core {
         }
     }
 
-    fn reply_result(&mut self, request: &Iq) {
-        let mut r = Iq::result_for(request);
-        r.from = Some(self.config.jid.clone());
-        self.transmits.push_back(r);
+    /// Acknowledges `request`, taking its id and sender (the request is done with).
+    fn ack(&mut self, request: &mut Iq) {
+        self.transmits.push_back(Iq {
+            kind: IqType::Result,
+            id: std::mem::take(&mut request.id),
+            from: Some(self.config.jid.clone()),
+            to: request.from.take(),
+            lang: None,
+            jingle: None,
+            error: None,
+        });
     }
 
     fn reply_error(&mut self, request: &Iq, error: StanzaError) {
@@ -723,7 +730,7 @@ impl SessionManager {
         }
     }
 
-    fn handle_request(&mut self, iq: Iq) {
+    fn handle_request(&mut self, mut iq: Iq) {
         let Some(j) = iq.jingle.as_ref() else {
             return self
                 .core
@@ -754,7 +761,7 @@ impl SessionManager {
                     reason,
                     silent,
                     by_peer,
-                } = process(&mut self.core, e, iq)
+                } = process(&mut self.core, e, &mut iq)
                 {
                     let sid = e.session.sid.clone();
                     self.end_entry(&sid, reason, silent, by_peer);
@@ -769,7 +776,7 @@ impl SessionManager {
         }
     }
 
-    fn handle_initiate(&mut self, iq: Iq, from: Jid, sid: String) {
+    fn handle_initiate(&mut self, mut iq: Iq, from: Jid, sid: String) {
         let Some(j) = iq.jingle.as_ref() else { return };
         if let Some(e) = self.sessions.get(&sid) {
             if e.session.peer != from {
@@ -865,7 +872,7 @@ impl SessionManager {
             initiator: false,
         });
         // The session is new, its queue empty: handle the initiate at once.
-        let flow = process(&mut self.core, &mut entry, iq);
+        let flow = process(&mut self.core, &mut entry, &mut iq);
         if let Flow::End {
             reason,
             silent,
@@ -887,12 +894,12 @@ impl SessionManager {
             if entry.in_flight.is_some() {
                 return;
             }
-            let Some(iq) = entry.queue.pop_front() else {
+            let Some(mut iq) = entry.queue.pop_front() else {
                 // Give back the queue's buffer: idle sessions hold no request memory.
                 entry.queue = VecDeque::new();
                 return;
             };
-            match process(&mut self.core, entry, iq) {
+            match process(&mut self.core, entry, &mut iq) {
                 Flow::Continue => {}
                 Flow::Stop => return,
                 Flow::End {
@@ -1104,11 +1111,11 @@ impl SessionManager {
             .sessions
             .get_mut(sid)
             .ok_or_else(|| SessionError::UnknownSession(sid.to_owned()))?;
-        let iq = entry
+        let mut iq = entry
             .in_flight
             .take()
             .ok_or_else(|| SessionError::NothingDeferred(sid.to_owned()))?;
-        match apply(&mut self.core, entry, *iq, verdict) {
+        match apply(&mut self.core, entry, &mut iq, verdict) {
             Flow::Continue => self.drive(sid),
             Flow::Stop => {}
             Flow::End {
@@ -1143,24 +1150,26 @@ fn live<'a>(
     }
 }
 
-/// Runs the protocol checks on one inbound request, then its handler.
-fn process(core: &mut Core, entry: &mut Entry, iq: Iq) -> Flow {
-    let Some(j) = iq.jingle.as_ref() else {
-        core.reply_error(&iq, bad_request(None));
+/// Runs the protocol checks on one inbound request, then its handler. The request is
+/// worked on in place (an `Iq` is large: moving it costs more than the work); what is
+/// left of it afterwards is dropped by the caller.
+fn process(core: &mut Core, entry: &mut Entry, iq: &mut Iq) -> Flow {
+    let Some(j) = iq.jingle.as_mut() else {
+        core.reply_error(iq, bad_request(None));
         return Flow::Continue;
     };
     let s = &entry.session;
     match j.action {
         Action::SessionInitiate => {
             if s.state != SessionState::Starting || s.initiator {
-                core.reply_error(&iq, out_of_order());
+                core.reply_error(iq, out_of_order());
                 return Flow::Continue;
             }
         }
         Action::SessionTerminate => {
             // XEP-0166 §6.7: the peer ends the session; acknowledge, then it is over.
-            let reason = j.reason.clone();
-            core.reply_result(&iq);
+            let reason = j.reason.take();
+            core.ack(iq);
             return Flow::End {
                 reason,
                 silent: true,
@@ -1172,7 +1181,7 @@ fn process(core: &mut Core, entry: &mut Entry, iq: Iq) -> Flow {
             // responder sends it; anything else is out-of-order (§10).
             if !s.initiator || s.state != SessionState::Pending {
                 core.log(Some(&s.sid), || "session-accept out of order".into());
-                core.reply_error(&iq, out_of_order());
+                core.reply_error(iq, out_of_order());
                 return Flow::Continue;
             }
         }
@@ -1184,7 +1193,7 @@ fn process(core: &mut Core, entry: &mut Entry, iq: Iq) -> Flow {
                 core.log(Some(&s.sid), || {
                     format!("crossed {action}: ours (initiator) wins")
                 });
-                core.reply_error(&iq, tie_break());
+                core.reply_error(iq, tie_break());
                 return Flow::Continue;
             }
         }
@@ -1193,19 +1202,32 @@ fn process(core: &mut Core, entry: &mut Entry, iq: Iq) -> Flow {
     apply(core, entry, iq, verdict)
 }
 
+/// An empty request, left behind where a request is moved out of its place.
+fn vacated() -> Iq {
+    Iq {
+        kind: IqType::Set,
+        id: String::new(),
+        from: None,
+        to: None,
+        lang: None,
+        jingle: None,
+        error: None,
+    }
+}
+
 /// Carries out a handler's verdict on an inbound request.
-fn apply(core: &mut Core, entry: &mut Entry, iq: Iq, verdict: Verdict) -> Flow {
+fn apply(core: &mut Core, entry: &mut Entry, iq: &mut Iq, verdict: Verdict) -> Flow {
     let action = match &iq.jingle {
         Some(j) => j.action,
         None => return Flow::Continue,
     };
     let follow_up = match verdict {
         Verdict::Defer => {
-            entry.in_flight = Some(Box::new(iq));
+            entry.in_flight = Some(Box::new(std::mem::replace(iq, vacated())));
             return Flow::Stop;
         }
         Verdict::Reject(e) => {
-            core.reply_error(&iq, e);
+            core.reply_error(iq, e);
             if action == Action::SessionInitiate {
                 // The initiation was refused: the session never existed for the peer.
                 return Flow::End {
@@ -1225,18 +1247,8 @@ fn apply(core: &mut Core, entry: &mut Entry, iq: Iq, verdict: Verdict) -> Flow {
         Action::SessionAccept => core.set_state(&mut entry.session, SessionState::Active),
         _ => {}
     }
-    let Iq {
-        id, from, jingle, ..
-    } = iq;
-    core.transmits.push_back(Iq {
-        kind: IqType::Result,
-        id,
-        from: Some(core.config.jid.clone()),
-        to: from,
-        lang: None,
-        jingle: None,
-        error: None,
-    });
+    core.ack(iq);
+    let jingle = iq.jingle.take();
     let sid = entry.session.sid.clone();
     if action == Action::SessionInitiate {
         core.events.push_back(Event::Incoming {
