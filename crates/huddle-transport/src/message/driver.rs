@@ -1,9 +1,10 @@
 //! tokio drivers for Message mode: one task per connection moves bytes and fires timers;
 //! every decision is in [`Participant`] and [`Host`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 use std::time::Instant;
@@ -381,6 +382,9 @@ struct HostShared {
     config: Config,
     links: HashMap<LinkId, Waker>,
     recv: Option<Waker>,
+    /// Events moved to the application's side ([`MessageHost::recv_many`]) and not
+    /// returned yet: they count against [`Config::max_pending_events`] too.
+    taken: Arc<AtomicUsize>,
 }
 
 impl HostShared {
@@ -399,15 +403,8 @@ impl HostShared {
         }
     }
 
-    /// The next event for the application ([`HostEvent::LinkClosed`] is the drivers'
-    /// business: [`after`](Self::after) already woke that link).
-    fn next_event(&mut self) -> Option<HostEvent> {
-        loop {
-            match self.core.poll_event()? {
-                HostEvent::LinkClosed(_) => {}
-                e => return Some(e),
-            }
-        }
+    fn pending(&self) -> usize {
+        self.core.pending_events() + self.taken.load(Ordering::Acquire)
     }
 
     /// Wakes every link: reading may resume below the pending-events mark.
@@ -426,7 +423,7 @@ struct HostLink {
 impl Link for HostLink {
     fn can_read(&self, driver: &Waker) -> bool {
         let mut s = lock(&self.shared);
-        let ok = s.core.pending_events() < s.config.max_pending_events;
+        let ok = s.pending() < s.config.max_pending_events;
         if !ok {
             s.links.insert(self.id, driver.clone());
         }
@@ -475,19 +472,28 @@ impl Link for HostLink {
 #[derive(Debug, Clone)]
 pub struct MessageHost {
     shared: Arc<Mutex<HostShared>>,
+    /// Events taken from the core in one swap, handed out without holding the core's
+    /// lock (so the connections' drivers keep decoding meanwhile). Locked before
+    /// `shared`, never the other way round.
+    taken: Arc<Mutex<VecDeque<HostEvent>>>,
+    taken_len: Arc<AtomicUsize>,
 }
 
 impl MessageHost {
     /// A session owned by `name`.
     pub fn new(name: &str, config: Config) -> Result<MessageHost, SendError> {
         let core = Host::new(name, config.clone())?;
+        let taken_len = Arc::new(AtomicUsize::new(0));
         Ok(MessageHost {
             shared: Arc::new(Mutex::new(HostShared {
                 core,
                 config,
                 links: HashMap::new(),
                 recv: None,
+                taken: taken_len.clone(),
             })),
+            taken: Arc::new(Mutex::new(VecDeque::new())),
+            taken_len,
         })
     }
 
@@ -547,43 +553,56 @@ impl MessageHost {
 
     /// The next event (joins, departures, messages for the host).
     pub async fn recv(&self) -> HostEvent {
-        poll_fn(|cx| {
-            let mut s = lock(&self.shared);
-            let full = s.core.pending_events() >= s.config.max_pending_events;
-            match s.next_event() {
-                Some(e) => {
-                    if full {
-                        s.wake_links();
-                    }
-                    Poll::Ready(e)
-                }
-                None => {
-                    s.recv = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-            }
-        })
-        .await
+        let mut one = Vec::with_capacity(1);
+        self.recv_many(&mut one, 1).await;
+        one.pop().expect("recv_many returns at least one event")
     }
 
-    /// Moves up to `max` waiting events into `out` (waiting for at least one); returns
-    /// how many.
+    /// Moves up to `max` (at least 1) waiting events into `out`, waiting for at least
+    /// one; returns how many.
     pub async fn recv_many(&self, out: &mut Vec<HostEvent>, max: usize) -> usize {
+        let max = max.max(1);
         poll_fn(|cx| {
-            let mut s = lock(&self.shared);
-            let full = s.core.pending_events() >= s.config.max_pending_events;
+            let mut q = lock(&self.taken);
             let mut n = 0;
-            while n < max {
-                let Some(e) = s.next_event() else { break };
-                out.push(e);
-                n += 1;
-            }
-            if n == 0 {
-                s.recv = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-            if full {
-                s.wake_links();
+            loop {
+                if q.is_empty() {
+                    let mut s = lock(&self.shared);
+                    s.core.take_events(&mut q);
+                    if q.is_empty() {
+                        if n > 0 {
+                            break;
+                        }
+                        s.recv = Some(cx.waker().clone());
+                        return Poll::Pending;
+                    }
+                    self.taken_len.store(q.len(), Ordering::Release);
+                }
+                let before = q.len();
+                while n < max {
+                    match q.pop_front() {
+                        // The connections' drivers handle closed links (woken through
+                        // the core's dirty list).
+                        Some(HostEvent::LinkClosed(_)) => {}
+                        Some(e) => {
+                            out.push(e);
+                            n += 1;
+                        }
+                        None => break,
+                    }
+                }
+                self.taken_len.store(q.len(), Ordering::Release);
+                let s = lock(&self.shared);
+                if s.core.pending_events() + before >= s.config.max_pending_events
+                    && s.pending() < s.config.max_pending_events
+                {
+                    // Reading was paused for us and may resume.
+                    s.wake_links();
+                }
+                drop(s);
+                if n >= max || !q.is_empty() {
+                    break;
+                }
             }
             Poll::Ready(n)
         })

@@ -437,6 +437,16 @@ impl Host {
         self.events.len()
     }
 
+    /// Moves every waiting event to the back of `into` (in O(1) when `into` is empty):
+    /// a driver takes a whole batch in one short critical section.
+    pub fn take_events(&mut self, into: &mut VecDeque<HostEvent>) {
+        if into.is_empty() {
+            std::mem::swap(into, &mut self.events);
+        } else {
+            into.append(&mut self.events);
+        }
+    }
+
     /// The next event.
     pub fn poll_event(&mut self) -> Option<HostEvent> {
         self.events.pop_front()
