@@ -91,17 +91,22 @@ fn main() -> ExitCode {
         Command::Msrp { command } => tools::run_msrp(command),
         Command::Jingle { command } => tools::run_jingle(command),
         command => match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt.block_on(async move {
-                match command {
-                    Command::Relay(a) => relay::run(a).await,
-                    Command::Rooms { command } => rooms::run(command).await,
-                    Command::Chat(a) => endpoint::chat(a).await,
-                    Command::SendFile(a) => endpoint::send_file(a).await,
-                    Command::ReceiveFile(a) => endpoint::receive_file(a).await,
-                    Command::Demo(a) => demo::run(a).await,
-                    Command::Msrp { .. } | Command::Jingle { .. } => Ok(ExitCode::SUCCESS),
-                }
-            }),
+            Ok(rt) => {
+                let r = rt.block_on(async move {
+                    match command {
+                        Command::Relay(a) => relay::run(a).await,
+                        Command::Rooms { command } => rooms::run(command).await,
+                        Command::Chat(a) => endpoint::chat(a).await,
+                        Command::SendFile(a) => endpoint::send_file(a).await,
+                        Command::ReceiveFile(a) => endpoint::receive_file(a).await,
+                        Command::Demo(a) => demo::run(a).await,
+                        Command::Msrp { .. } | Command::Jingle { .. } => Ok(ExitCode::SUCCESS),
+                    }
+                });
+                // Do not wait for the blocking stdin reader: it only ends when stdin does.
+                rt.shutdown_background();
+                r
+            }
             Err(e) => Err(e.into()),
         },
     };
