@@ -105,7 +105,7 @@ impl Ep {
 
 /// Two endpoints whose IQs are routed to each other with `from` stamped. `rt_b` runs
 /// Bob's endpoint (and so every task it spawns) when given.
-fn pair(rt_b: Option<&tokio::runtime::Runtime>) -> (Ep, Ep) {
+fn pair(rt_b: Option<&tokio::runtime::Handle>) -> (Ep, Ep) {
     let (a_out, mut a_out_rx) = mpsc::unbounded_channel::<Iq>();
     let (b_out, mut b_out_rx) = mpsc::unbounded_channel::<Iq>();
     let (a_in, a_in_rx) = mpsc::unbounded_channel::<Iq>();
@@ -397,12 +397,19 @@ async fn two_streams_channels_port_forwarding_files_and_a_rejected_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vanished_peer_fails_the_streams_and_ends_the_session() {
-    let rt_b = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // Bob lives in his own single-threaded runtime on his own thread: dropping it drops
+    // every task he has without polling any of them again, as a crash would.
+    let rt_b = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let (mut a, mut b) = pair(Some(&rt_b));
+    let handle_b = rt_b.handle().clone();
+    let (stop_b, stopped) = tokio::sync::oneshot::channel::<()>();
+    let bob_thread = std::thread::spawn(move || {
+        let _ = rt_b.block_on(stopped);
+        drop(rt_b);
+    });
+    let (mut a, mut b) = pair(Some(&handle_b));
     let streams = [
         (StreamType::Text, plain(true)),
         (StreamType::Application, StreamOptions::full()),
@@ -415,7 +422,11 @@ async fn a_vanished_peer_fails_the_streams_and_ends_the_session() {
     // Bob's process vanishes: every task and socket of his runtime is dropped, with no
     // graceful end on any stream (the runtime goes first, so no task of his runs again
     // to say goodbye; then the handles the test held).
-    rt_b.shutdown_background();
+    stop_b.send(()).expect("bob running");
+    tokio::task::spawn_blocking(move || bob_thread.join())
+        .await
+        .expect("join")
+        .expect("bob's thread");
     drop(b);
     for st in [StreamId(0), StreamId(1)] {
         a.wait_state(s, st, StreamState::Failed).await;

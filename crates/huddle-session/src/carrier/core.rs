@@ -935,8 +935,8 @@ impl CarrierManager {
             return;
         };
         let Some(offer) = decode_description(&sid, &contents) else {
-            // An offer we cannot read: refuse it (XEP-0166 §7.2.8 names
-            // `failed-application` for an application-level failure).
+            // An offer we cannot read: terminate it (XEP-0166 §7.4: `failed-application`,
+            // "the session failed because of an application-specific problem").
             let _ = self.jingle.end(
                 &sid,
                 Some(Reason::new(ReasonCondition::FailedApplication)),
@@ -987,6 +987,8 @@ impl CarrierManager {
     }
 
     fn on_terminated(&mut self, sid: &str, reason: Option<Reason>, by_peer: bool) {
+        // An initiate the Jingle layer refused (a lost tie-break) leaves its offer behind.
+        lock(&self.mailbox).offers.remove(sid);
         let Some(&session) = self.by_sid.get(sid) else {
             return;
         };

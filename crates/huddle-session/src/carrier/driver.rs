@@ -217,116 +217,126 @@ async fn drive(
     loop {
         let timeout = {
             let mut m = lock(&sh.manager);
-            let now = Instant::now();
-            while let Some(iq) = m.poll_transmit(now) {
-                let _ = out.send(iq);
-            }
-            while let Some(ev) = m.poll_event() {
-                match &ev {
-                    CarrierEvent::Bind { session, stream } => {
-                        let (s, st) = (*session, *stream);
-                        match std::net::TcpListener::bind(SocketAddr::new(bind_ip, 0)).and_then(
-                            |l| {
-                                l.set_nonblocking(true)?;
-                                TcpListener::from_std(l)
-                            },
-                        ) {
-                            Ok(l) => {
-                                let addr = l.local_addr().unwrap_or(SocketAddr::new(bind_ip, 0));
-                                listeners.insert((s, st), l);
-                                let _ = m.set_local_candidate(
-                                    s,
-                                    st,
-                                    Candidate {
-                                        addr,
-                                        token: token(),
-                                    },
-                                );
-                            }
-                            Err(_) => {
-                                let _ = m.stream_ended(s, st, false);
+            // Handling an event may queue IQs (the offer goes out once the last stream is
+            // bound) and sending may queue events: drain both until neither moves.
+            loop {
+                let mut busy = false;
+                while let Some(iq) = m.poll_transmit(Instant::now()) {
+                    busy = true;
+                    let _ = out.send(iq);
+                }
+                while let Some(ev) = m.poll_event() {
+                    busy = true;
+                    match &ev {
+                        CarrierEvent::Bind { session, stream } => {
+                            let (s, st) = (*session, *stream);
+                            match std::net::TcpListener::bind(SocketAddr::new(bind_ip, 0)).and_then(
+                                |l| {
+                                    l.set_nonblocking(true)?;
+                                    TcpListener::from_std(l)
+                                },
+                            ) {
+                                Ok(l) => {
+                                    let addr =
+                                        l.local_addr().unwrap_or(SocketAddr::new(bind_ip, 0));
+                                    listeners.insert((s, st), l);
+                                    let _ = m.set_local_candidate(
+                                        s,
+                                        st,
+                                        Candidate {
+                                            addr,
+                                            token: token(),
+                                        },
+                                    );
+                                }
+                                Err(_) => {
+                                    let _ = m.stream_ended(s, st, false);
+                                }
                             }
                         }
-                    }
-                    CarrierEvent::Connect {
-                        session,
-                        stream,
-                        remote,
-                        options,
-                    } => {
-                        let (s, st, remote, options) =
-                            (*session, *stream, remote.clone(), *options);
-                        listeners.remove(&(s, st));
-                        let rtx = rtx.clone();
-                        tasks.spawn(async move {
-                            let r = async {
-                                let mut tcp = TcpStream::connect(remote.addr).await?;
-                                tcp.set_nodelay(true)?;
-                                tcp.write_all(format!("{}\n", remote.token).as_bytes())
-                                    .await?;
-                                io::Result::Ok(tcp)
-                            }
-                            .await;
-                            let _ = rtx.send(match r {
-                                Ok(tcp) => Report::Connected {
-                                    session: s,
-                                    stream: st,
-                                    tcp,
-                                    role: Role::Client,
-                                    options,
-                                },
-                                Err(_) => Report::Ended {
-                                    session: s,
-                                    stream: st,
-                                    graceful: false,
-                                },
-                            });
-                        });
-                    }
-                    CarrierEvent::Expect {
-                        session,
-                        stream,
-                        options,
-                    } => {
-                        let (s, st, options) = (*session, *stream, *options);
-                        let want = m.local_candidate(s, st).map(|c| c.token.clone());
-                        if let (Some(l), Some(want)) = (listeners.remove(&(s, st)), want) {
+                        CarrierEvent::Connect {
+                            session,
+                            stream,
+                            remote,
+                            options,
+                        } => {
+                            let (s, st, remote, options) =
+                                (*session, *stream, remote.clone(), *options);
+                            listeners.remove(&(s, st));
                             let rtx = rtx.clone();
                             tasks.spawn(async move {
-                                // Connections that do not present the token are dropped.
-                                while let Ok((tcp, _)) = l.accept().await {
-                                    if let Ok(tcp) = check_token(tcp, &want).await {
-                                        let _ = rtx.send(Report::Connected {
-                                            session: s,
-                                            stream: st,
-                                            tcp,
-                                            role: Role::Server,
-                                            options,
-                                        });
-                                        return;
-                                    }
+                                let r = async {
+                                    let mut tcp = TcpStream::connect(remote.addr).await?;
+                                    tcp.set_nodelay(true)?;
+                                    tcp.write_all(format!("{}\n", remote.token).as_bytes())
+                                        .await?;
+                                    io::Result::Ok(tcp)
                                 }
+                                .await;
+                                let _ = rtx.send(match r {
+                                    Ok(tcp) => Report::Connected {
+                                        session: s,
+                                        stream: st,
+                                        tcp,
+                                        role: Role::Client,
+                                        options,
+                                    },
+                                    Err(_) => Report::Ended {
+                                        session: s,
+                                        stream: st,
+                                        graceful: false,
+                                    },
+                                });
                             });
                         }
-                    }
-                    CarrierEvent::StreamState {
-                        session,
-                        stream,
-                        state,
-                    } if state.is_final() => {
-                        listeners.remove(&(*session, *stream));
-                        // A local end: tell the peer gracefully.
-                        match ctls.remove(&(*session, *stream)) {
-                            Some(Ctl::Plain(tx)) => {
-                                let _ = tx.send(Bytes::new());
+                        CarrierEvent::Expect {
+                            session,
+                            stream,
+                            options,
+                        } => {
+                            let (s, st, options) = (*session, *stream, *options);
+                            let want = m.local_candidate(s, st).map(|c| c.token.clone());
+                            if let (Some(l), Some(want)) = (listeners.remove(&(s, st)), want) {
+                                let rtx = rtx.clone();
+                                tasks.spawn(async move {
+                                    // Connections that do not present the token are dropped.
+                                    while let Ok((tcp, _)) = l.accept().await {
+                                        if let Ok(tcp) = check_token(tcp, &want).await {
+                                            let _ = rtx.send(Report::Connected {
+                                                session: s,
+                                                stream: st,
+                                                tcp,
+                                                role: Role::Server,
+                                                options,
+                                            });
+                                            return;
+                                        }
+                                    }
+                                });
                             }
-                            Some(Ctl::Mux(c)) => c.close(),
-                            None => {}
                         }
+                        CarrierEvent::StreamState {
+                            session,
+                            stream,
+                            state,
+                        } if state.is_final() => {
+                            listeners.remove(&(*session, *stream));
+                            // A local end: tell the peer gracefully.
+                            match ctls.remove(&(*session, *stream)) {
+                                Some(Ctl::Plain(tx)) => {
+                                    let _ = tx.send(Bytes::new());
+                                }
+                                Some(Ctl::Mux(c)) => c.close(),
+                                None => {}
+                            }
+                        }
+                        _ => {}
                     }
-                    _ => {}
+                    let _ = etx.send(AppEvent::Carrier(ev));
                 }
-                let _ = etx.send(AppEvent::Carrier(ev));
+                if !busy {
+                    break;
+                }
             }
             m.poll_timeout()
         };
