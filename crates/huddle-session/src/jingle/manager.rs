@@ -229,11 +229,22 @@ struct Entry {
     requests: Vec<String>,
 }
 
+/// An IQ waiting in the transmit queue. Acknowledgements, most of what the manager
+/// sends, wait as their id and addressee only: a whole `Iq` is large, and it would be
+/// copied into the queue and out of it again.
+#[derive(Debug)]
+enum Outbound {
+    /// An empty IQ-result from us.
+    Ack { id: String, to: Option<Jid> },
+    /// Any other IQ.
+    Iq(Box<Iq>),
+}
+
 /// Everything but the session table, so the two can be borrowed separately.
 #[derive(Debug)]
 struct Core {
     config: Config,
-    transmits: VecDeque<Iq>,
+    transmits: VecDeque<Outbound>,
     events: VecDeque<Event>,
     outstanding: HashMap<String, Outstanding>,
     deadlines: BinaryHeap<Reverse<(Instant, String)>>,
@@ -319,21 +330,16 @@ impl Core {
 
     /// Acknowledges `request`, taking its id and sender (the request is done with).
     fn ack(&mut self, request: &mut Iq) {
-        self.transmits.push_back(Iq {
-            kind: IqType::Result,
+        self.transmits.push_back(Outbound::Ack {
             id: std::mem::take(&mut request.id),
-            from: Some(self.config.jid.clone()),
             to: request.from.take(),
-            lang: None,
-            jingle: None,
-            error: None,
         });
     }
 
     fn reply_error(&mut self, request: &Iq, error: StanzaError) {
         let mut r = Iq::error_for(request, error);
         r.from = Some(self.config.jid.clone());
-        self.transmits.push_back(r);
+        self.transmits.push_back(Outbound::Iq(Box::new(r)));
     }
 
     fn set_state(&mut self, session: &mut Session, new: SessionState) {
@@ -373,7 +379,7 @@ impl Core {
         if is_tie_break_action(action) {
             entry.session.pending_action = Some(action);
         }
-        self.transmits.push_back(iq);
+        self.transmits.push_back(Outbound::Iq(Box::new(iq)));
         id
     }
 
@@ -532,7 +538,20 @@ impl SessionManager {
 
     /// The next IQ to send. `now` starts the reply timer of a request.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Iq> {
-        let iq = self.core.transmits.pop_front()?;
+        let iq = match self.core.transmits.pop_front()? {
+            Outbound::Ack { id, to } => {
+                return Some(Iq {
+                    kind: IqType::Result,
+                    id,
+                    from: Some(self.core.config.jid.clone()),
+                    to,
+                    lang: None,
+                    jingle: None,
+                    error: None,
+                });
+            }
+            Outbound::Iq(iq) => *iq,
+        };
         if iq.kind == IqType::Set
             && let Some(o) = self.core.outstanding.get_mut(&iq.id)
             && !o.armed
