@@ -3,7 +3,8 @@
 //!
 //! Steps: the relay (huddle-transport) with its Prometheus endpoint; the rooms server
 //! (huddle-room-metrics, embedded store in a temporary directory); a CPIM chat through
-//! the relay (both peers behind it, RFC 4976); a file transfer through the relay with a
+//! the relay (both peers behind it, RFC 4976), once with the one-line rendezvous of
+//! `huddle chat` and once negotiated over Jingle on the in-memory signaling hub; a file transfer through the relay with a
 //! progress bar and a verified SHA-1 (RFC 5547); a Message-mode custom session (AIMCC)
 //! with three invited participants, one ejected, negotiated over Jingle on the in-memory
 //! signaling hub; room status reported by the tracker and read back from `/metrics`.
@@ -119,6 +120,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode> {
     );
     if let Some(f) = &fixture {
         steps.push(step("chat", chat_through_relay(f)).await);
+        steps.push(step("jingle chat", jingle_chat_through_relay(f)).await);
         steps.push(step("file", file_through_relay(f, args.file_size, args.quiet)).await);
         steps.push(step("relay metrics", relay_metrics(f)).await);
         steps.push(step("custom session", custom_message_session()).await);
@@ -593,4 +595,145 @@ async fn room_metrics(f: &Fixture) -> Result<String> {
         "owner and guest joined, the tracker posted {posted} status updates (state {}), /metrics shows {lines} lines for the room",
         last.as_str()
     ))
+}
+
+/// A Jingle party: session manager with huddle's MSRP description registered, on the hub.
+struct JingleParty {
+    manager: huddle_session::jingle::SessionManager,
+    endpoint: HubEndpoint,
+    msrp: huddle_session::msrp::jingle::MsrpJingle,
+    events: Vec<huddle_session::jingle::Event>,
+}
+
+impl JingleParty {
+    fn new(hub: &SignalingHub, jid: &str) -> Result<JingleParty> {
+        let jid = Jid::new(jid)?;
+        let mut cfg = huddle_session::jingle::Config::new(jid.clone());
+        huddle_session::msrp::jingle::register_codec(&mut cfg.codec.registry);
+        let mut manager = huddle_session::jingle::SessionManager::new(cfg);
+        let msrp = huddle_session::msrp::jingle::MsrpJingle::new();
+        msrp.register(&mut manager);
+        Ok(JingleParty {
+            manager,
+            endpoint: hub.connect(jid),
+            msrp,
+            events: Vec::new(),
+        })
+    }
+}
+
+/// Moves IQs (as XML, parsed by the receiver's codec) until both sides are quiet.
+fn exchange(a: &mut JingleParty, b: &mut JingleParty) -> Result<()> {
+    use huddle_session::signaling::Signaling as _;
+    loop {
+        let now = std::time::Instant::now();
+        let mut moved = false;
+        for p in [&mut *a, &mut *b] {
+            while let Some(iq) = p.manager.poll_transmit(now) {
+                p.endpoint.send(iq)?;
+            }
+        }
+        for p in [&mut *a, &mut *b] {
+            while let Some(iq) = p.endpoint.try_recv() {
+                moved = true;
+                let _ = p.manager.handle_xml(iq.to_xml().as_bytes(), now);
+            }
+            while let Some(ev) = p.manager.poll_event() {
+                p.events.push(ev);
+            }
+        }
+        if !moved {
+            return Ok(());
+        }
+    }
+}
+
+async fn jingle_chat_through_relay(f: &Fixture) -> Result<String> {
+    use huddle_jingle::{Action, Creator};
+    use huddle_session::jingle::Event as JEvent;
+    use huddle_session::msrp::jingle::{content, descriptions};
+    use huddle_session::msrp::negotiate::{MsrpDescription, MsrpNegotiation, Role as NegRole};
+    use huddle_transport::msrp::connect::RelaySettings;
+    use huddle_transport::msrp::{AcceptorRelay, ConnectorRelay, TransportOptions};
+
+    let hub = SignalingHub::new();
+    let mut alice = JingleParty::new(&hub, "alice@huddle.invalid/demo")?;
+    let mut bob = JingleParty::new(&hub, "bob@huddle.invalid/demo")?;
+    let settings = |user: &str| -> Result<RelaySettings> {
+        Ok(RelaySettings {
+            relay_uri: f.relay_uri.parse()?,
+            username: user.to_owned(),
+            password: DEMO_PASSWORD.to_owned(),
+            expires: Some(600),
+        })
+    };
+    let mut neg_a = MsrpNegotiation::new(
+        ConnectorRelay::new(settings("alice")?, TransportOptions::default()),
+        NegRole::Active,
+    );
+    let offer = neg_a.offer(MsrpDescription::chat()).await?;
+    let sid = alice.manager.start(
+        bob.manager.jid().clone(),
+        vec![content(Creator::Initiator, "chat", &offer)],
+    )?;
+    exchange(&mut alice, &mut bob)?;
+    let (name, their_offer) = bob
+        .msrp
+        .take_offer(&sid)
+        .and_then(|o| o.into_iter().next())
+        .ok_or_else(|| anyhow!("bob got no MSRP offer in the session-initiate"))?;
+    let mut neg_b = MsrpNegotiation::new(
+        AcceptorRelay::new(settings("bob")?, TransportOptions::default()),
+        NegRole::Passive,
+    );
+    let answer = neg_b.answer(&their_offer, MsrpDescription::chat()).await?;
+    bob.msrp.set_answer(&sid, vec![(name, answer)]);
+    bob.manager.accept(&sid)?;
+    exchange(&mut alice, &mut bob)?;
+    let accept = alice
+        .events
+        .iter()
+        .find_map(|e| match e {
+            JEvent::Received { jingle, .. } if jingle.action == Action::SessionAccept => {
+                Some(jingle.clone())
+            }
+            _ => None,
+        })
+        .ok_or_else(|| anyhow!("no session-accept"))?;
+    let answers = descriptions(&accept).map_err(|e| anyhow!("the answer: {e}"))?;
+    let their_answer = answers
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("the session-accept has no MSRP description"))?
+        .1;
+    let (na, nb) = tokio::join!(neg_a.complete(&their_answer), neg_b.complete(&their_offer));
+    let (ha, mut hb) = (na?.spawn(), nb?.spawn());
+    let (_, outcome) = ha
+        .deliver(
+            "message/cpim",
+            endpoint::cpim_text("alice", "bob", "negotiated over Jingle")?,
+            SendOptions::default(),
+        )
+        .await?;
+    ensure!(
+        matches!(outcome, MessageOutcome::Delivered { .. }),
+        "alice's message: {outcome:?}"
+    );
+    let (ct, body) = next_message(&mut hb).await?;
+    let (from, text) = endpoint::chat_text(&ct, &body);
+    ensure!(
+        from == "alice" && text == "negotiated over Jingle",
+        "bob got {from:?}: {text:?}"
+    );
+    let _ = ha.shutdown().await;
+    let _ = hb.shutdown().await;
+    alice.manager.end(&sid, None, false)?;
+    exchange(&mut alice, &mut bob)?;
+    ensure!(
+        bob.events
+            .iter()
+            .any(|e| matches!(e, JEvent::Terminated { by_peer: true, .. })),
+        "bob did not see the session-terminate"
+    );
+    Ok("session-initiate/accept on the signaling hub carrying urn:huddle:msrp:0 (a=path via the relay), CPIM delivered, session-terminate seen".into())
 }
