@@ -239,7 +239,14 @@ impl Participant {
 
     /// Everything queued, as one buffer (one write for many messages).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
+        if self.out.is_empty() {
+            return None;
+        }
+        let b = self.out.split().freeze();
+        // The next batch is likely as large as this one: one allocation up front (at most
+        // 256 KiB, kept while idle) instead of growing it by copies.
+        self.out.reserve(b.len().min(256 * 1024));
+        Some(b)
     }
 
     /// Events waiting for [`poll_event`](Self::poll_event).
