@@ -30,6 +30,8 @@
 //!   without receiving anything.
 //! - Batching: all frames queued since the last write go out as one buffer
 //!   (`poll_transmit` returns everything), so many small messages share one write.
+//!   [`MessageClient::send_many`] queues a whole batch under one lock with one driver
+//!   wake-up, and [`MessageHost::recv_many`] takes every waiting event in one swap.
 //!
 //! [`Participant`] and [`Host`] are sans-IO; [`MessageClient`] and [`MessageHost`] drive
 //! them over any `AsyncRead + AsyncWrite`.
