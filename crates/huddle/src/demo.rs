@@ -7,9 +7,10 @@
 //! `huddle chat` and once negotiated over Jingle on the in-memory signaling hub; a file transfer through the relay with a
 //! progress bar and a verified SHA-1 (RFC 5547); a Message-mode custom session (AIMCC)
 //! with three invited participants, one ejected, negotiated over Jingle on the in-memory
-//! signaling hub; room status reported by the tracker and read back from `/metrics`.
+//! signaling hub; a Carrier session with two streams (plain and multiplexed) and two
+//! channels; room status reported by the tracker and read back from `/metrics`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -124,6 +125,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<ExitCode> {
         steps.push(step("file", file_through_relay(f, args.file_size, args.quiet)).await);
         steps.push(step("relay metrics", relay_metrics(f)).await);
         steps.push(step("custom session", custom_message_session()).await);
+        steps.push(step("carrier", carrier_session()).await);
         steps.push(step("room metrics", room_metrics(f)).await);
     }
     if let Some(mut f) = fixture {
@@ -736,4 +738,238 @@ async fn jingle_chat_through_relay(f: &Fixture) -> Result<String> {
         "bob did not see the session-terminate"
     );
     Ok("session-initiate/accept on the signaling hub carrying urn:huddle:msrp:0 (a=path via the relay), CPIM delivered, session-terminate seen".into())
+}
+
+/// A Carrier endpoint and every event it reported so far.
+struct CarrierParty {
+    ep: huddle_session::carrier::driver::CarrierEndpoint,
+    log: Vec<huddle_session::carrier::driver::AppEvent>,
+}
+
+impl CarrierParty {
+    /// Waits for the first logged event (from the start) that `f` accepts.
+    async fn wait<T>(
+        &mut self,
+        what: &str,
+        mut f: impl FnMut(&huddle_session::carrier::driver::AppEvent) -> Option<T>,
+    ) -> Result<T> {
+        let mut seen = 0;
+        loop {
+            while seen < self.log.len() {
+                seen += 1;
+                if let Some(t) = f(&self.log[seen - 1]) {
+                    return Ok(t);
+                }
+            }
+            let ev = self
+                .ep
+                .next_event()
+                .await
+                .ok_or_else(|| anyhow!("the Carrier driver stopped before {what}"))?;
+            self.log.push(ev);
+        }
+    }
+
+    async fn wait_state(
+        &mut self,
+        s: huddle_session::carrier::SessionId,
+        st: huddle_session::carrier::StreamId,
+        state: huddle_session::carrier::StreamState,
+    ) -> Result<()> {
+        use huddle_session::carrier::CarrierEvent;
+        use huddle_session::carrier::driver::AppEvent;
+        self.wait(&format!("{st:?} {state:?}"), |e| match e {
+            AppEvent::Carrier(CarrierEvent::StreamState {
+                session,
+                stream,
+                state: x,
+            }) if *session == s && *stream == st && *x == state => Some(()),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn io(
+        &mut self,
+        s: huddle_session::carrier::SessionId,
+        st: huddle_session::carrier::StreamId,
+    ) -> Result<huddle_session::carrier::driver::StreamIo> {
+        use huddle_session::carrier::driver::AppEvent;
+        self.wait("stream io", |e| match e {
+            AppEvent::Stream {
+                session,
+                stream,
+                io,
+            } if *session == s && *stream == st => Some(io.clone()),
+            _ => None,
+        })
+        .await
+    }
+}
+
+async fn carrier_session() -> Result<String> {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use huddle_jingle::Iq;
+    use huddle_session::carrier::driver::{AppEvent, CarrierEndpoint, StreamIo, serve_services};
+    use huddle_session::carrier::{
+        CarrierEvent, CarrierManager, RemoteDescription, StreamId, StreamOptions, StreamState,
+        StreamType,
+    };
+    use huddle_session::jingle::Config;
+    use huddle_transport::mux::Incoming;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const ALICE: &str = "alice@huddle.invalid/carrier";
+    const BOB: &str = "bob@huddle.invalid/carrier";
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    // The signaling: an in-process router that stamps `from`, as an XMPP server does.
+    let (a_out, mut a_out_rx) = mpsc::unbounded_channel::<Iq>();
+    let (b_out, mut b_out_rx) = mpsc::unbounded_channel::<Iq>();
+    let (a_in, a_in_rx) = mpsc::unbounded_channel::<Iq>();
+    let (b_in, b_in_rx) = mpsc::unbounded_channel::<Iq>();
+    let alice_jid = Jid::new(ALICE)?;
+    let bob_jid = Jid::new(BOB)?;
+    {
+        let from = alice_jid.clone();
+        tokio::spawn(async move {
+            while let Some(mut iq) = a_out_rx.recv().await {
+                iq.from = Some(from.clone());
+                let _ = b_in.send(iq);
+            }
+        });
+        let from = bob_jid.clone();
+        tokio::spawn(async move {
+            while let Some(mut iq) = b_out_rx.recv().await {
+                iq.from = Some(from.clone());
+                let _ = a_in.send(iq);
+            }
+        });
+    }
+    let mut a = CarrierParty {
+        ep: CarrierEndpoint::spawn(
+            CarrierManager::new(Config::new(alice_jid)),
+            a_out,
+            a_in_rx,
+            loopback,
+        ),
+        log: Vec::new(),
+    };
+    let mut b = CarrierParty {
+        ep: CarrierEndpoint::spawn(
+            CarrierManager::new(Config::new(bob_jid.clone())),
+            b_out,
+            b_in_rx,
+            loopback,
+        ),
+        log: Vec::new(),
+    };
+    let plain = StreamOptions {
+        reliable: true,
+        multiplexing: false,
+        port_forwarding: false,
+    };
+    let streams = [
+        (StreamType::Text, plain),
+        (StreamType::Application, StreamOptions::full()),
+    ];
+    let s = a.ep.with(|m| -> Result<_> {
+        let s = m.new_session(bob_jid.clone());
+        for (k, o) in streams {
+            m.add_stream(s, k, o)
+                .map_err(|e| anyhow!("add_stream: {e:?}"))?;
+        }
+        m.request(s).map_err(|e| anyhow!("request: {e:?}"))?;
+        Ok(s)
+    })?;
+    let (bs, offer): (_, RemoteDescription) = b
+        .wait("the session request", |e| match e {
+            AppEvent::Carrier(CarrierEvent::SessionRequest { session, offer, .. }) => {
+                Some((*session, offer.clone()))
+            }
+            _ => None,
+        })
+        .await?;
+    b.ep.with(|m| -> Result<()> {
+        for (k, o) in streams {
+            m.add_stream(bs, k, o)
+                .map_err(|e| anyhow!("add_stream: {e:?}"))?;
+        }
+        Ok(())
+    })?;
+    for i in 0..streams.len() {
+        b.wait_state(bs, StreamId(i as u32), StreamState::TransportReady)
+            .await?;
+    }
+    b.ep.with(|m| -> Result<()> {
+        m.reply_request(bs, 0, None)
+            .map_err(|e| anyhow!("reply: {e:?}"))?;
+        m.start(bs, &offer).map_err(|e| anyhow!("start: {e:?}"))?;
+        Ok(())
+    })?;
+    let answer = a
+        .wait("the answer", |e| match e {
+            AppEvent::Carrier(CarrierEvent::RequestCompleted {
+                session,
+                status: 0,
+                answer: Some(answer),
+                ..
+            }) if *session == s => Some(answer.clone()),
+            _ => None,
+        })
+        .await?;
+    a.ep.with(|m| m.start(s, &answer))
+        .map_err(|e| anyhow!("start: {e:?}"))?;
+    for st in [StreamId(0), StreamId(1)] {
+        a.wait_state(s, st, StreamState::Connected).await?;
+        b.wait_state(bs, st, StreamState::Connected).await?;
+    }
+    // The plain stream: one message each way.
+    let (StreamIo::Plain(pa), StreamIo::Plain(_pb)) =
+        (a.io(s, StreamId(0)).await?, b.io(bs, StreamId(0)).await?)
+    else {
+        bail!("stream 0 is not a plain stream");
+    };
+    pa.write(&b"hello over the text stream"[..])
+        .map_err(|e| anyhow!("write: {e:?}"))?;
+    let got = b
+        .wait("data", |e| match e {
+            AppEvent::Data { session, data, .. } if *session == bs => Some(data.clone()),
+            _ => None,
+        })
+        .await?;
+    ensure!(&got[..] == b"hello over the text stream", "got {got:?}");
+    // The multiplexed stream: two channels opened by Alice, accepted by Bob.
+    let (StreamIo::Mux(ca), StreamIo::Mux(cb)) =
+        (a.io(s, StreamId(1)).await?, b.io(bs, StreamId(1)).await?)
+    else {
+        bail!("stream 1 is not multiplexed");
+    };
+    let (other_tx, mut other_rx) = mpsc::unbounded_channel::<Incoming>();
+    tokio::spawn(serve_services(cb, HashMap::new(), Some(other_tx)));
+    let mut channels = 0;
+    for service in ["chat", "files"] {
+        let opener = {
+            let ca = ca.clone();
+            tokio::spawn(async move { ca.open(service).await })
+        };
+        let inc = other_rx
+            .recv()
+            .await
+            .ok_or_else(|| anyhow!("no incoming channel"))?;
+        ensure!(inc.service() == service, "service {}", inc.service());
+        let mut chb = inc.accept().map_err(|e| anyhow!("accept: {e:?}"))?;
+        let mut cha = opener.await?.map_err(|e| anyhow!("open: {e:?}"))?;
+        let msg = format!("data on the {service} channel");
+        cha.write_all(msg.as_bytes()).await?;
+        let mut buf = vec![0u8; msg.len()];
+        chb.read_exact(&mut buf).await?;
+        ensure!(buf == msg.as_bytes(), "channel {service} data differs");
+        channels += 1;
+    }
+    a.ep.abort();
+    b.ep.abort();
+    Ok(format!(
+        "offer/answer in Jingle contents, 2 streams connected (plain text, multiplexed), message on the plain stream, {channels} channels opened, accepted and carrying data"
+    ))
 }

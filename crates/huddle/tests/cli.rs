@@ -475,6 +475,7 @@ fn the_demo_passes() {
         "file",
         "relay metrics",
         "custom session",
+        "carrier",
         "room metrics",
     ] {
         assert!(
