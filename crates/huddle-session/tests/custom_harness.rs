@@ -12,7 +12,7 @@ use huddle_session::custom::{
     SendFailure, SendId, TransportAction, TransportInfo,
 };
 use huddle_session::harness::{NetConfig, Node, Sim};
-use huddle_session::jingle::Config;
+use huddle_session::jingle::{Config, RequestFailure};
 
 const UUID: &str = "09461349-4c7f-11d1-8222-444553540000";
 const OTHER: &str = "748f2c00-1c5e-4a3b-9c1d-2f6a1b0e9d11";
@@ -218,8 +218,11 @@ fn offer_answer_data_both_ways_with_reordering_network() {
         assert_one_result_per_send(sim.node(a), &a_sends);
         assert_one_result_per_send(sim.node(b), &[b_send]);
         assert!(sim.node(a).send_results().values().all(|r| r[0].is_ok()));
-        // One data IQ in flight at a time: order survives a reordering network.
-        let got: Vec<Bytes> = sim.node(b).received().into_iter().map(|(_, d)| d).collect();
+        assert_eq!(sim.node(a).core.pending_sends(id), Ok(0));
+        // The sends were all in flight at once, so a reordering network may deliver
+        // them in any order: every one arrives exactly once.
+        let mut got: Vec<Bytes> = sim.node(b).received().into_iter().map(|(_, d)| d).collect();
+        got.sort();
         let want: Vec<Bytes> = (0..10u8)
             .map(|i| Bytes::from(vec![i; usize::from(i) + 1]))
             .collect();
@@ -515,25 +518,32 @@ fn a_vanished_peer_fails_every_pending_send_once() {
     settle(&mut sim);
 
     sim.disconnect("bob@x/1");
-    let sends: Vec<SendId> = (0..3)
-        .map(|i| {
-            sim.node_mut(a)
-                .core
-                .send_data(id, None, Bytes::from(vec![i]))
-                .expect("send")
-        })
-        .collect();
-    // The first data IQ times out (30 s of simulated time): the session ends with
-    // `timeout` and the queued ones fail with it.
+    let send = |sim: &mut Sim<CustomNode>, i: u8| {
+        sim.node_mut(a)
+            .core
+            .send_data(id, None, Bytes::from(vec![i]))
+            .expect("send")
+    };
+    // Two sends now, one 10 s later: all three are in flight together.
+    let mut sends = vec![send(&mut sim, 0), send(&mut sim, 1)];
+    sim.run_for(Duration::from_secs(10)).expect("run");
+    sends.push(send(&mut sim, 2));
+    assert_eq!(sim.node(a).core.pending_sends(id), Ok(3));
+    // The first two data IQs time out together (30 s of simulated time): the session
+    // ends with `timeout`, and the third, whose own timer had not run out, fails
+    // because the session ended.
     sim.run_for(Duration::from_secs(40)).expect("run");
     settle(&mut sim);
     assert_one_result_per_send(sim.node(a), &sends);
     let results = sim.node(a).send_results();
-    assert!(matches!(
-        results[&sends[0]][0],
-        Err(SendFailure::Signaling(_))
-    ));
+    for s in &sends[..2] {
+        assert_eq!(
+            results[s],
+            vec![Err(SendFailure::Signaling(RequestFailure::Timeout))]
+        );
+    }
     assert_eq!(results[&sends[2]], vec![Err(SendFailure::SessionEnded)]);
+    assert_eq!(sim.node(a).core.pending_sends(id), Ok(0));
     assert_eq!(sim.node(a).core.state(id), Ok(CustomState::Ended));
     assert!(sim.elapsed() >= Duration::from_secs(30));
 }
@@ -573,6 +583,20 @@ fn lossy_network_every_invite_and_every_send_resolves_exactly_once() {
         sim.run_for(Duration::from_secs(200)).expect("run");
         sim.run_until_idle().expect("idle");
         assert_one_result_per_send(sim.node(a), &sends);
+        // A send acknowledged by the peer was delivered to it (a lost acknowledgement
+        // fails the send although the data arrived: the sender cannot know).
+        let received: Vec<Bytes> = sim.node(b).received().into_iter().map(|(_, d)| d).collect();
+        let results = sim.node(a).send_results();
+        for (i, s) in sends.iter().enumerate() {
+            if results[s][0].is_ok() {
+                let data = Bytes::from(vec![i as u8]);
+                assert_eq!(
+                    received.iter().filter(|d| **d == data).count(),
+                    1,
+                    "seed {seed}: send {i} acknowledged but not delivered exactly once"
+                );
+            }
+        }
         let invite_results = sim
             .node(a)
             .events
@@ -621,4 +645,166 @@ fn an_unanswered_proposal_times_out() {
     }
     assert_eq!(sim.node(a).core.state(id), Ok(CustomState::Ended));
     assert_eq!(sim.node(b).core.state(bid), Ok(CustomState::Ended));
+}
+
+/// Brings an Offer-Answer session between alice and bob online; returns the sim and
+/// both sides' ids.
+fn online_pair(seed: u64) -> (Sim<CustomNode>, usize, usize, CustomId, CustomId) {
+    let mut sim: Sim<CustomNode> = Sim::new(net(seed));
+    let a = sim.add(CustomNode::new("alice@x/1", seed, &[UUID]));
+    let b = sim.add(CustomNode::new("bob@x/1", seed + 1, &[UUID]));
+    let id = sim.node_mut(a).core.create(uuid(UUID)).expect("create");
+    sim.node_mut(a)
+        .core
+        .invite(id, jid("bob@x/1"))
+        .expect("invite");
+    settle(&mut sim);
+    let bid = sim.node(b).incoming()[0].0;
+    sim.node_mut(b).core.accept(bid).expect("accept");
+    settle(&mut sim);
+    assert_eq!(sim.node(a).core.state(id), Ok(CustomState::Online));
+    (sim, a, b, id, bid)
+}
+
+#[test]
+fn offer_answer_sends_are_in_flight_together_and_each_reply_settles_its_own_send() {
+    let (mut sim, a, b, id, bid) = online_pair(11);
+    let now = sim.now();
+    let sends: Vec<SendId> = (0..5u8)
+        .map(|i| {
+            sim.node_mut(a)
+                .core
+                .send_data(id, None, Bytes::from(vec![i; 3]))
+                .expect("send")
+        })
+        .collect();
+    // All five data IQs go out at once, before any reply.
+    let mut out = Vec::new();
+    while let Some(iq) = sim.node_mut(a).core.poll_transmit(now) {
+        out.push(iq);
+    }
+    assert_eq!(out.len(), 5);
+    assert_eq!(sim.node(a).core.pending_sends(id), Ok(5));
+    let ids: Vec<String> = out.iter().map(|iq| iq.id.clone()).collect();
+    assert_eq!(
+        ids.iter().collect::<std::collections::HashSet<_>>().len(),
+        5,
+        "each data IQ has its own id"
+    );
+
+    // Bob gets them; the fourth carries data he cannot decode (bad-request).
+    for (i, mut iq) in out.into_iter().enumerate() {
+        if i == 3
+            && let Some(j) = iq.jingle.as_mut()
+        {
+            j.info = Some(huddle_jingle::SessionInfo::Raw(
+                huddle_jingle::Element::new("data", huddle_session::custom::NS).with_text("zz"),
+            ));
+        }
+        sim.node_mut(b).handle("alice@x/1", iq, now);
+    }
+    let mut replies = Vec::new();
+    while let Some(iq) = sim.node_mut(b).core.poll_transmit(now) {
+        replies.push(iq);
+    }
+    assert_eq!(replies.len(), 5);
+    assert_eq!(sim.node(b).received().len(), 4);
+    let _ = bid;
+
+    // The replies come back in reverse order; a forged copy from another sender and a
+    // duplicate settle nothing.
+    replies.reverse();
+    let mut forged = replies[0].clone();
+    forged.from = Some(jid("mallory@x/1"));
+    sim.node_mut(a).core.handle_iq(forged, now);
+    sim.node_mut(a).drain();
+    assert!(sim.node(a).send_results().is_empty());
+    let mut order = Vec::new();
+    for r in &replies {
+        let idx = ids
+            .iter()
+            .position(|i| *i == r.id)
+            .expect("reply to a data IQ");
+        order.push(sends[idx]);
+        sim.node_mut(a).handle("bob@x/1", r.clone(), now);
+    }
+    sim.node_mut(a).handle("bob@x/1", replies[1].clone(), now);
+
+    assert_one_result_per_send(sim.node(a), &sends);
+    let settled: Vec<(SendId, bool)> = sim
+        .node(a)
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SendResult { send, result, .. } => Some((*send, result.is_ok())),
+            _ => None,
+        })
+        .collect();
+    // Results in the order the replies came, each for its own IQ.
+    assert_eq!(
+        settled.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        order,
+        "results follow the replies' order"
+    );
+    for (s, ok) in settled {
+        assert_eq!(ok, s != sends[3], "send {s:?}");
+    }
+    match &sim.node(a).send_results()[&sends[3]][0] {
+        Err(SendFailure::Signaling(RequestFailure::Error(e))) => {
+            assert_eq!(e.condition, huddle_jingle::StanzaErrorCondition::BadRequest);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(sim.node(a).core.pending_sends(id), Ok(0));
+    // A failed data IQ does not end the session.
+    assert_eq!(sim.node(a).core.state(id), Ok(CustomState::Online));
+}
+
+#[test]
+fn offer_answer_sends_in_flight_when_the_session_ends_fail_once_each() {
+    let (mut sim, a, b, id, bid) = online_pair(12);
+    let sends: Vec<SendId> = (0..4u8)
+        .map(|i| {
+            sim.node_mut(a)
+                .core
+                .send_data(id, None, Bytes::from(vec![i]))
+                .expect("send")
+        })
+        .collect();
+    // The peer ends the session while the data is on the wire.
+    sim.node_mut(b).core.end(bid).expect("end");
+    settle(&mut sim);
+    assert_one_result_per_send(sim.node(a), &sends);
+    assert_eq!(sim.node(a).core.state(id), Ok(CustomState::Ended));
+    assert_eq!(sim.node(a).core.pending_sends(id), Ok(0));
+    // Ending it ourselves with sends in flight: each fails with SessionEnded, in order.
+    let (mut sim, a, _b, id, _) = online_pair(13);
+    let sends: Vec<SendId> = (0..3u8)
+        .map(|i| {
+            sim.node_mut(a)
+                .core
+                .send_data(id, None, Bytes::from(vec![i]))
+                .expect("send")
+        })
+        .collect();
+    sim.node_mut(a).core.end(id).expect("end");
+    sim.node_mut(a).drain();
+    let results: Vec<(SendId, Result<(), SendFailure>)> = sim
+        .node(a)
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::SendResult { send, result, .. } => Some((*send, result.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        results,
+        sends
+            .iter()
+            .map(|s| (*s, Err(SendFailure::SessionEnded)))
+            .collect::<Vec<_>>()
+    );
+    settle(&mut sim);
+    assert_one_result_per_send(sim.node(a), &sends);
 }

@@ -154,6 +154,77 @@ async fn offer_answer_data_goes_through_the_signaling_hub() {
 }
 
 #[tokio::test]
+async fn offer_answer_sends_are_in_flight_together_over_the_hub() {
+    let hub = SignalingHub::new();
+    let mut alice = Party::new(&hub, "alice@x/1");
+    let mut bob = Party::new(&hub, "bob@x/1");
+    let id = alice.ep.sessions().create(uuid()).expect("create");
+    alice.ep.invite(id, jid("bob@x/1")).await.expect("invite");
+    drive(&mut [&mut alice, &mut bob], |p| p[1].proposal().is_some()).await;
+    let bid = bob.proposal().expect("proposal");
+    bob.ep.accept(bid).expect("accept");
+    drive(&mut [&mut alice, &mut bob], |p| {
+        p[0].ep.core().state(id) == Ok(CustomState::Online)
+            && p[1].ep.core().state(bid) == Ok(CustomState::Online)
+    })
+    .await;
+
+    // Twenty sends from both sides without waiting: every data IQ is handed to the
+    // hub at once (no send waits for the previous one's reply).
+    let (delivered, _) = hub.stats();
+    let mut a_sends = Vec::new();
+    let mut b_sends = Vec::new();
+    for i in 0..20u8 {
+        a_sends.push(alice.ep.send_data(id, None, vec![i; 10]).expect("send"));
+        b_sends.push(
+            bob.ep
+                .send_data(bid, None, vec![100 + i; 10])
+                .expect("send"),
+        );
+    }
+    assert_eq!(
+        hub.stats().0 - delivered,
+        40,
+        "all data IQs are on their way"
+    );
+    assert_eq!(alice.ep.core().pending_sends(id), Ok(20));
+    assert_eq!(bob.ep.core().pending_sends(bid), Ok(20));
+    drive(&mut [&mut alice, &mut bob], |p| {
+        p[0].results().len() == 20 && p[1].results().len() == 20
+    })
+    .await;
+    one_result_each(&alice, &a_sends);
+    one_result_each(&bob, &b_sends);
+    // The hub keeps order (as an XMPP stream does between two JIDs): the data arrives
+    // in the order it was sent, and the results come in that order too.
+    drive(&mut [&mut alice, &mut bob], |p| {
+        p[0].received().len() == 20 && p[1].received().len() == 20
+    })
+    .await;
+    let got: Vec<Bytes> = bob.received().into_iter().map(|(_, d)| d).collect();
+    assert_eq!(
+        got,
+        (0..20u8)
+            .map(|i| Bytes::from(vec![i; 10]))
+            .collect::<Vec<_>>()
+    );
+    let order: Vec<SendId> = alice
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            Event::SendResult { send, .. } => Some(*send),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, a_sends);
+    alice.ep.end(id).expect("end");
+    drive(&mut [&mut alice, &mut bob], |p| {
+        p[1].ep.core().state(bid) == Ok(CustomState::Ended)
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn message_mode_three_participants_one_ejected() {
     let hub = SignalingHub::new();
     let mut owner = Party::new(&hub, "owner@x/1");

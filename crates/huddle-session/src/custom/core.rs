@@ -3,7 +3,7 @@
 //! ([`CustomSessions::poll_transmit`]), events ([`CustomSessions::poll_event`]) and
 //! transport actions for the driver ([`CustomSessions::poll_action`]).
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -259,6 +259,16 @@ struct Peer {
     state: PeerState,
 }
 
+/// An Offer-Answer data IQ waiting for its reply.
+#[derive(Debug)]
+struct DataIq {
+    /// The IQ id (`SessionManager::send_info`'s return value).
+    iq: String,
+    /// When the Jingle layer gives up on the reply: set once the IQ is transmitted,
+    /// exactly as the Jingle manager arms its own reply timer.
+    deadline: Option<Instant>,
+}
+
 #[derive(Debug)]
 struct Custom {
     role: Role,
@@ -271,11 +281,9 @@ struct Custom {
     peers: Vec<Peer>,
     /// Message mode: the names the transport reports present (ourselves excluded).
     members: BTreeSet<String>,
-    /// Offer-Answer: data waiting for the one in flight to be answered.
-    oa_queue: VecDeque<(SendId, Bytes)>,
-    /// Offer-Answer: the data IQ in flight (one at a time, so each IQ reply maps to
-    /// exactly one send).
-    oa_in_flight: Option<SendId>,
+    /// Offer-Answer: the data IQs in flight (any number at once), by send. Each is
+    /// matched to its reply by IQ id (see [`CustomSessions::data_iqs`]).
+    oa_in_flight: BTreeMap<SendId, DataIq>,
     /// Message mode: sends handed to the driver and not yet reported.
     transport_sends: HashSet<SendId>,
 }
@@ -298,6 +306,15 @@ pub struct CustomSessions {
     unarmed: Vec<(CustomId, String)>,
     /// Answer deadlines of invitations.
     deadlines: BTreeSet<(Instant, CustomId, String)>,
+    /// Offer-Answer data IQs in flight, by IQ id: which session and send a reply is for.
+    data_iqs: HashMap<String, (CustomId, SendId)>,
+    /// The data IQ whose reply the Jingle layer is handling right now (set only inside
+    /// `handle_iq`): the Jingle manager reports a reply as `RequestAcknowledged` /
+    /// `RequestFailed` without the IQ id, and a reply produces at most one such event,
+    /// so the event seen while handling it is that reply's.
+    replying: Option<String>,
+    /// `now` of the `handle_timeout` call in progress (to tell which data IQs timed out).
+    timeout_now: Option<Instant>,
 }
 
 impl CustomSessions {
@@ -319,6 +336,9 @@ impl CustomSessions {
             proposal_timeout: DEFAULT_PROPOSAL_TIMEOUT,
             unarmed: Vec::new(),
             deadlines: BTreeSet::new(),
+            data_iqs: HashMap::new(),
+            replying: None,
+            timeout_now: None,
         }
     }
 
@@ -420,6 +440,13 @@ impl CustomSessions {
                 .map(|p| p.jid.clone())
                 .collect()
         })
+    }
+
+    /// How many sends of the session still wait for their [`Event::SendResult`]
+    /// (Offer-Answer: data IQs in flight; Message: messages with the transport).
+    pub fn pending_sends(&self, id: CustomId) -> Result<usize, CustomError> {
+        let c = self.get(id)?;
+        Ok(c.oa_in_flight.len() + c.transport_sends.len())
     }
 
     // ----------------------------------------------------------------- commands
@@ -618,9 +645,10 @@ impl CustomSessions {
     }
 
     /// Sends data (AIMCC's `SendData`; Offer-Answer and Message modes, per Technote 8).
-    /// Offer-Answer: a Jingle session-info to the peer (`to` is ignored); Message:
-    /// to `to` or, with `None`, to everyone, at most 64 KiB. Every `Ok` ends in exactly
-    /// one [`Event::SendResult`].
+    /// Offer-Answer: a Jingle session-info to the peer (`to` is ignored), sent at once
+    /// however many are in flight; each is matched to its own IQ reply, so results come
+    /// in the order the replies do. Message: to `to` or, with `None`, to everyone, at
+    /// most 64 KiB. Every `Ok` ends in exactly one [`Event::SendResult`].
     pub fn send_data(
         &mut self,
         id: CustomId,
@@ -653,10 +681,7 @@ impl CustomSessions {
                     data,
                 });
             }
-            _ => {
-                c.oa_queue.push_back((send, data));
-                self.send_next_oa(id);
-            }
+            _ => self.send_oa(id, send, &data),
         }
         Ok(send)
     }
@@ -704,14 +729,26 @@ impl CustomSessions {
         {
             self.offers.insert(j.sid.clone(), d.map_err(|_| ()));
         }
+        if matches!(iq.kind, IqType::Result | IqType::Error) && self.data_iqs.contains_key(&iq.id) {
+            // Whatever the Jingle layer reported before belongs to earlier inputs.
+            self.pump();
+            self.replying = Some(iq.id.clone());
+            self.jingle.handle_iq(iq, now);
+            self.pump();
+            self.replying = None;
+            return;
+        }
         self.jingle.handle_iq(iq, now);
         self.pump();
     }
 
     /// The Jingle layer's timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.pump();
+        self.timeout_now = Some(now);
         self.jingle.handle_timeout(now);
         self.pump();
+        self.timeout_now = None;
         while let Some(first) = self.deadlines.first() {
             if first.0 > now {
                 break;
@@ -749,7 +786,20 @@ impl CustomSessions {
             self.deadlines
                 .insert((now + self.proposal_timeout, id, sid));
         }
-        self.jingle.poll_transmit(now)
+        let iq = self.jingle.poll_transmit(now)?;
+        if iq.kind == IqType::Set
+            && let Some(&(id, send)) = self.data_iqs.get(&iq.id)
+            && let Some(d) = self
+                .sessions
+                .get_mut(&id)
+                .and_then(|c| c.oa_in_flight.get_mut(&send))
+            && d.deadline.is_none()
+        {
+            // The Jingle manager arms its reply timer for this IQ now, with the same
+            // `now` and timeout.
+            d.deadline = Some(now + self.jingle.config().reply_timeout);
+        }
+        Some(iq)
     }
 
     /// The next event.
@@ -834,43 +884,78 @@ impl CustomSessions {
         }
     }
 
-    fn send_next_oa(&mut self, id: CustomId) {
-        let Some(c) = self.sessions.get_mut(&id) else {
-            return;
-        };
-        if c.oa_in_flight.is_some() {
-            return;
-        }
-        let Some((send, data)) = c.oa_queue.pop_front() else {
-            return;
-        };
-        let Some(sid) = c.peers.first().map(|p| p.sid.clone()) else {
-            return;
-        };
-        c.oa_in_flight = Some(send);
-        if let Err(e) = self.jingle.send_info(&sid, Some(data_info(&data))) {
-            let _ = e;
-            if let Some(c) = self.sessions.get_mut(&id) {
-                c.oa_in_flight = None;
-            }
+    /// Offer-Answer: the data goes out at once in its own session-info IQ.
+    fn send_oa(&mut self, id: CustomId, send: SendId, data: &[u8]) {
+        let Some(sid) = self
+            .sessions
+            .get(&id)
+            .and_then(|c| c.peers.first())
+            .map(|p| p.sid.clone())
+        else {
             self.events.push_back(Event::SendResult {
                 id,
                 send,
                 result: Err(SendFailure::SessionEnded),
             });
-            self.send_next_oa(id);
+            return;
+        };
+        match self.jingle.send_info(&sid, Some(data_info(data))) {
+            Ok(iq) => {
+                self.data_iqs.insert(iq.clone(), (id, send));
+                if let Some(c) = self.sessions.get_mut(&id) {
+                    c.oa_in_flight.insert(send, DataIq { iq, deadline: None });
+                }
+            }
+            Err(_) => self.events.push_back(Event::SendResult {
+                id,
+                send,
+                result: Err(SendFailure::SessionEnded),
+            }),
         }
     }
 
-    fn oa_answered(&mut self, id: CustomId, result: Result<(), SendFailure>) {
-        let Some(c) = self.sessions.get_mut(&id) else {
+    /// Offer-Answer: the data IQ `iq` is over; its send gets its one result.
+    fn oa_answered(&mut self, iq: &str, result: Result<(), SendFailure>) {
+        let Some((id, send)) = self.data_iqs.remove(iq) else {
             return;
         };
-        if let Some(send) = c.oa_in_flight.take() {
+        if let Some(c) = self.sessions.get_mut(&id)
+            && c.oa_in_flight.remove(&send).is_some()
+        {
             self.events
                 .push_back(Event::SendResult { id, send, result });
         }
-        self.send_next_oa(id);
+    }
+
+    /// Offer-Answer: a data IQ of session `id` got no reply in time (the Jingle layer
+    /// ends the session next). Every data IQ of the session whose own reply timer ran
+    /// out by now fails with `Timeout`; the later ones fail with `SessionEnded` when the
+    /// session ends.
+    fn oa_timed_out(&mut self, id: CustomId) {
+        let Some(c) = self.sessions.get(&id) else {
+            return;
+        };
+        let now = self.timeout_now;
+        let mut expired: Vec<String> = c
+            .oa_in_flight
+            .values()
+            .filter(|d| d.deadline.zip(now).is_some_and(|(d, now)| d <= now))
+            .map(|d| d.iq.clone())
+            .collect();
+        if expired.is_empty() {
+            // Cannot happen while our timers mirror the Jingle layer's; the oldest
+            // transmitted one is the best guess.
+            expired.extend(
+                c.oa_in_flight
+                    .values()
+                    .filter_map(|d| d.deadline.map(|t| (t, d)))
+                    .min_by_key(|(t, _)| *t)
+                    .map(|(_, d)| d.iq.clone()),
+            );
+        }
+        for iq in expired {
+            self.oa_answered(&iq, Err(SendFailure::Signaling(RequestFailure::Timeout)));
+        }
     }
 
     /// Final state: every pending send fails, the transport closes.
@@ -881,8 +966,11 @@ impl CustomSessions {
         if c.state == CustomState::Ended {
             return;
         }
-        let mut failed: Vec<SendId> = c.oa_in_flight.take().into_iter().collect();
-        failed.extend(c.oa_queue.drain(..).map(|(s, _)| s));
+        let mut failed: Vec<SendId> = Vec::new();
+        for (send, d) in std::mem::take(&mut c.oa_in_flight) {
+            self.data_iqs.remove(&d.iq);
+            failed.push(send);
+        }
         let mut transport: Vec<SendId> = c.transport_sends.drain().collect();
         transport.sort();
         failed.extend(transport);
@@ -942,7 +1030,11 @@ impl CustomSessions {
                     return;
                 };
                 match action {
-                    Action::SessionInfo => self.oa_answered(id, Ok(())),
+                    Action::SessionInfo => {
+                        if let Some(iq) = self.replying_for(id) {
+                            self.oa_answered(&iq, Ok(()));
+                        }
+                    }
                     Action::SessionAccept => self.on_accept_acknowledged(id, &sid),
                     _ => {}
                 }
@@ -956,11 +1048,17 @@ impl CustomSessions {
                     return;
                 };
                 if action == Action::SessionInfo {
-                    let f = match failure {
-                        RequestFailure::SessionEnded => SendFailure::SessionEnded,
-                        f => SendFailure::Signaling(f),
-                    };
-                    self.oa_answered(id, Err(f));
+                    match failure {
+                        // The session is over: its `Terminated` follows, and `finish`
+                        // fails every data IQ still in flight.
+                        RequestFailure::SessionEnded => {}
+                        RequestFailure::Timeout => self.oa_timed_out(id),
+                        f => {
+                            if let Some(iq) = self.replying_for(id) {
+                                self.oa_answered(&iq, Err(SendFailure::Signaling(f)));
+                            }
+                        }
+                    }
                 }
             }
             jingle::Event::Terminated {
@@ -970,6 +1068,17 @@ impl CustomSessions {
                 ..
             } => self.on_terminated(&sid, reason, by_peer),
             _ => {}
+        }
+    }
+
+    /// The data IQ of session `id` whose reply is being handled, if that is what
+    /// produced the Jingle event at hand.
+    fn replying_for(&mut self, id: CustomId) -> Option<String> {
+        let iq = self.replying.as_ref()?;
+        if self.data_iqs.get(iq).is_some_and(|(c, _)| *c == id) {
+            self.replying.take()
+        } else {
+            None
         }
     }
 
@@ -1148,8 +1257,7 @@ impl Custom {
             transport: None,
             peers: Vec::new(),
             members: BTreeSet::new(),
-            oa_queue: VecDeque::new(),
-            oa_in_flight: None,
+            oa_in_flight: BTreeMap::new(),
             transport_sends: HashSet::new(),
         }
     }
