@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use huddle_jingle::Jid;
@@ -33,8 +33,6 @@ pub struct EndpointConfig {
     pub message: message::Config,
     /// Streams-mode handshake options.
     pub stream: StreamConfig,
-    /// How often the signaling channel is polled (it has no wake-up of its own).
-    pub poll_interval: Duration,
     /// The Jingle manager's configuration (its `jid` is replaced by the channel's).
     pub jingle: Option<Config>,
 }
@@ -45,7 +43,6 @@ impl Default for EndpointConfig {
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             message: message::Config::default(),
             stream: StreamConfig::default(),
-            poll_interval: Duration::from_millis(2),
             jingle: None,
         }
     }
@@ -102,6 +99,8 @@ pub struct CustomEndpoint<S: Signaling> {
     clients: HashMap<CustomId, ClientState>,
     joins: HashMap<CustomId, AbortHandle>,
     listeners: HashMap<CustomId, TcpListener>,
+    /// The signaling channel said it is closed: stop polling it.
+    signaling_closed: bool,
 }
 
 impl<S: Signaling> std::fmt::Debug for CustomEndpoint<S> {
@@ -145,6 +144,7 @@ impl<S: Signaling> CustomEndpoint<S> {
             clients: HashMap::new(),
             joins: HashMap::new(),
             listeners: HashMap::new(),
+            signaling_closed: false,
         }
     }
 
@@ -288,22 +288,42 @@ impl<S: Signaling> CustomEndpoint<S> {
         }
     }
 
-    /// The next event, driving signaling, timers and transports meanwhile.
+    /// The next event, driving signaling, timers and transports meanwhile. It sleeps
+    /// until an IQ arrives ([`Signaling::poll_recv`] wakes it), a timer of the session
+    /// layer is due, or a transport reports; cancel-safe (dropping the future loses
+    /// nothing).
     pub async fn next_event(&mut self) -> Event {
         loop {
             self.flush();
             if let Some(e) = self.core.poll_event() {
                 return e;
             }
-            let tick = tokio::time::sleep(self.config.poll_interval);
+            let deadline = self.core.poll_timeout();
+            let timer = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let signaling = &mut self.signaling;
+            let open = !self.signaling_closed;
             tokio::select! {
                 Some(input) = self.rx.recv() => self.on_input(input),
-                () = tick => self.poll_signaling(),
+                iq = std::future::poll_fn(|cx| signaling.poll_recv(cx)), if open => match iq {
+                    Some(iq) => {
+                        self.core.handle_iq(iq, Instant::now());
+                        self.poll_signaling();
+                    }
+                    // A closed channel shows up as the requests' reply timeouts.
+                    None => self.signaling_closed = true,
+                },
+                () = timer => self.core.handle_timeout(Instant::now()),
             }
         }
     }
 
-    /// Handles what the signaling channel and the clock have for us, without waiting.
+    /// Handles what the signaling channel and the clock have for us, without waiting
+    /// (for applications that drive the endpoint from their own loop).
     pub fn poll_signaling(&mut self) {
         let now = Instant::now();
         while let Some(iq) = self.signaling.try_recv() {
