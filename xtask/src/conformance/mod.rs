@@ -15,6 +15,7 @@ mod kamailio;
 mod kamailio_relay_client;
 mod msrp_vectors;
 pub(crate) mod pcap;
+mod relay_comparison;
 mod tshark;
 
 /// What every suite gets: where the workspace and the shared material are.
@@ -101,6 +102,7 @@ pub(crate) const SUITES: &[(&str, Suite)] = &[
     ("kamailio-transcript", kamailio::run),
     ("kamailio-relay-client", kamailio_relay_client::run),
     ("huddle-relay", huddle_relay::run),
+    ("relay-comparison", relay_comparison::run),
     ("tshark-msrp", tshark::run),
     ("jingle-xep-vectors", crate::jingle::xep_vectors_suite),
     ("jingle-stanza-vectors", crate::jingle::stanza_vectors_suite),
