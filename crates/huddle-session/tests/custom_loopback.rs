@@ -9,8 +9,9 @@ use futures_util::future::select_all;
 use huddle_jingle::Jid;
 use huddle_session::custom::{
     CapabilityUuid, CustomEndpoint, CustomId, CustomState, EndpointConfig, EndpointError, Event,
-    Mode, SendId,
+    Mode, SendFailure, SendId,
 };
+use huddle_session::jingle::RequestFailure;
 use huddle_session::signaling::{HubEndpoint, SignalingHub};
 use huddle_transport::streams::{self, AuthError, StreamConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,6 +38,22 @@ impl Party {
         // Short keep-alives so the transport's liveness runs during the test.
         config.message.keepalive_interval = Duration::from_millis(50);
         config.message.keepalive_timeout = Duration::from_secs(5);
+        let mut ep = CustomEndpoint::new(hub.connect(jid(name)), config);
+        ep.sessions().add_capability(uuid());
+        Party {
+            ep,
+            log: Vec::new(),
+        }
+    }
+
+    /// A party whose Jingle requests time out after `reply_timeout`.
+    fn with_reply_timeout(hub: &SignalingHub, name: &str, reply_timeout: Duration) -> Party {
+        let mut jingle = huddle_session::jingle::Config::new(jid(name));
+        jingle.reply_timeout = reply_timeout;
+        let config = EndpointConfig {
+            jingle: Some(jingle),
+            ..EndpointConfig::default()
+        };
         let mut ep = CustomEndpoint::new(hub.connect(jid(name)), config);
         ep.sessions().add_capability(uuid());
         Party {
@@ -412,4 +429,63 @@ async fn streams_mode_authenticated_stream_and_a_wrong_secret() {
     let mut buf = [0u8; 8];
     a.read_exact(&mut buf).await.expect("read");
     assert_eq!(&buf, b"from bob");
+}
+
+#[tokio::test]
+async fn the_endpoint_wakes_for_its_timers_when_a_peer_stops_answering() {
+    let hub = SignalingHub::new();
+    let mut alice = Party::with_reply_timeout(&hub, "alice@x/1", Duration::from_millis(300));
+    let mut bob = Party::new(&hub, "bob@x/1");
+    let id = alice.ep.sessions().create(uuid()).expect("create");
+    alice.ep.invite(id, jid("bob@x/1")).await.expect("invite");
+    drive(&mut [&mut alice, &mut bob], |p| p[1].proposal().is_some()).await;
+    let bid = bob.proposal().expect("proposal");
+    bob.ep.accept(bid).expect("accept");
+    drive(&mut [&mut alice, &mut bob], |p| {
+        p[0].ep.core().state(id) == Ok(CustomState::Online)
+    })
+    .await;
+
+    // Bob stays connected but is no longer driven: his inbox fills, nobody answers.
+    // No IQ will arrive for alice, so only her reply timer can end the wait.
+    let sends: Vec<SendId> = (0..3u8)
+        .map(|i| alice.ep.send_data(id, None, vec![i]).expect("send"))
+        .collect();
+    let settled = |p: &Party| {
+        p.log
+            .iter()
+            .filter(|e| matches!(e, Event::SendResult { .. }))
+            .count()
+    };
+    drive(&mut [&mut alice], |p| settled(&*p[0]) == 3).await;
+    let results: Vec<(SendId, Result<(), SendFailure>)> = alice
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            Event::SendResult { send, result, .. } => Some((*send, result.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        results.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        sends,
+        "one result per send"
+    );
+    // The first IQ's timer fires first; the others, sent microseconds later, time out
+    // with it or fail because the session ended.
+    assert_eq!(
+        results[0].1,
+        Err(SendFailure::Signaling(RequestFailure::Timeout))
+    );
+    for (_, r) in &results[1..] {
+        assert!(
+            matches!(
+                r,
+                Err(SendFailure::Signaling(RequestFailure::Timeout) | SendFailure::SessionEnded)
+            ),
+            "{r:?}"
+        );
+    }
+    assert_eq!(alice.ep.core().state(id), Ok(CustomState::Ended));
+    assert_eq!(alice.ep.core().pending_sends(id), Ok(0));
 }
