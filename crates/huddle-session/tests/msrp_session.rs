@@ -455,3 +455,189 @@ mod file_transfer {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+// ------------------------------------------------------------------ relay refresh
+
+mod relay_refresh {
+    use super::*;
+    use huddle_msrp::Method;
+    use huddle_transport::relay::client::{AuthError, AuthStep, RelayAuth, RelayAuthConfig};
+
+    const RELAY: &str = "msrp://127.0.0.1:2855;tcp";
+
+    fn relay_response(req: &Chunk, status: u16, extra: &str) -> Chunk {
+        let text = format!(
+            "MSRP {tid} {status} X\r\nTo-Path: msrp://127.0.0.1:7001/alice1;tcp\r\nFrom-Path: {RELAY}\r\n{extra}-------{tid}$\r\n",
+            tid = req.transaction_id
+        );
+        Decoder::default()
+            .decode(&mut BytesMut::from(text.as_bytes()))
+            .unwrap()
+            .unwrap()
+    }
+
+    fn challenge(nonce: &str, stale: bool) -> String {
+        let stale = if stale { ", stale=true" } else { "" };
+        format!("WWW-Authenticate: Digest realm=\"r\", nonce=\"{nonce}\", qop=\"auth\"{stale}\r\n")
+    }
+
+    const GRANT_40: &str = "Use-Path: msrp://127.0.0.1:2855/g1;tcp\r\nExpires: 40\r\n";
+
+    /// A relay client authenticated at `t0` (challenge, then a 40 s grant), as the
+    /// connectors leave it when they hand the connection over.
+    fn granted(t0: Instant) -> RelayAuth {
+        let cfg = RelayAuthConfig::new(
+            uri(RELAY),
+            uri("msrp://127.0.0.1:7001/alice1;tcp"),
+            "alice",
+            "secret",
+        )
+        .with_expires(40);
+        let mut auth = RelayAuth::new(cfg);
+        let r1 = auth.start(t0).unwrap();
+        let Some(Ok(AuthStep::Send(r2))) =
+            auth.handle_response(&relay_response(&r1, 401, &challenge("n1", false)), t0)
+        else {
+            panic!("expected the challenge to be answered")
+        };
+        let Some(Ok(AuthStep::Granted(_))) =
+            auth.handle_response(&relay_response(&r2, 200, GRANT_40), t0)
+        else {
+            panic!("expected a grant")
+        };
+        auth
+    }
+
+    /// The session's next transmit, which must be a refresh AUTH to the relay, naming
+    /// the session of the first grant (its Use-Path, g1, even after the relay handed out
+    /// another).
+    fn next_auth(s: &mut MsrpSession, now: Instant) -> Chunk {
+        let c = s.poll_transmit(now).expect("an AUTH to send");
+        assert_eq!(c.method(), Some(&Method::AUTH));
+        assert_eq!(
+            c.to_path().unwrap(),
+            vec![uri("msrp://127.0.0.1:2855/g1;tcp")]
+        );
+        c
+    }
+
+    #[test]
+    fn session_refreshes_its_grant_through_challenge_and_423() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(2048);
+        a.set_relay(granted(t0));
+        // RFC 4976 §5.1: the refresh is due before the 40 s grant ends (at 3/4 of it).
+        let due = t0 + Duration::from_secs(30);
+        assert_eq!(a.poll_timeout(), Some(due));
+        a.handle_timeout(due - Duration::from_millis(1));
+        assert!(a.poll_transmit(due).is_none(), "nothing before it is due");
+        // A message goes out at the same time; relay traffic does not disturb it.
+        let id = a
+            .send_message("text/plain", "hi", SendOptions::default())
+            .unwrap();
+        a.handle_timeout(due);
+        let r1 = next_auth(&mut a, due);
+        let creds = r1
+            .authorization()
+            .unwrap()
+            .expect("the known challenge answered");
+        assert_eq!(creds.get("nc"), Some("00000002"));
+        pump(&mut a, &mut b, due, &mut |_| false);
+        // 401 with a fresh (stale) nonce: answered again with the new nonce.
+        a.handle_chunk(relay_response(&r1, 401, &challenge("n2", true)), due);
+        let r2 = next_auth(&mut a, due);
+        assert_eq!(
+            r2.authorization().unwrap().unwrap().get("nonce"),
+            Some("n2")
+        );
+        // 423: the relay wants at least 60 s; asked again within its bounds.
+        a.handle_chunk(relay_response(&r2, 423, "Min-Expires: 60\r\n"), due);
+        let r3 = next_auth(&mut a, due);
+        assert_eq!(r3.expires().unwrap(), Some(60));
+        let later = due + Duration::from_secs(1);
+        a.handle_chunk(
+            relay_response(
+                &r3,
+                200,
+                "Use-Path: msrp://127.0.0.1:2855/g2;tcp\r\nExpires: 60\r\n",
+            ),
+            later,
+        );
+        let events = drain(&mut a);
+        let refreshed: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                MsrpEvent::RelayRefreshed { grant } => Some(grant),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(refreshed.len(), 1, "{events:#?}");
+        assert_eq!(refreshed[0].expires, Some(Duration::from_secs(60)));
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, MsrpEvent::Refused { .. })),
+            "relay responses are not the session's business: {events:#?}"
+        );
+        assert_eq!(
+            outcomes(&events).get(&id),
+            Some(&vec![MessageOutcome::Delivered {
+                confirmation: Confirmation::Responses
+            }])
+        );
+        // The next refresh follows the new grant: 3/4 of 60 s after it.
+        assert_eq!(a.poll_timeout(), Some(later + Duration::from_secs(45)));
+        // A relay that now refuses the credentials: typed failure, no more refreshes.
+        let next = later + Duration::from_secs(45);
+        a.handle_timeout(next);
+        let r4 = next_auth(&mut a, next);
+        a.handle_chunk(relay_response(&r4, 401, &challenge("n2", false)), next);
+        assert!(a.poll_transmit(next).is_none());
+        let events = drain(&mut a);
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                MsrpEvent::RelayAuthFailed {
+                    error: AuthError::WrongCredentials { .. }
+                }
+            )),
+            "{events:#?}"
+        );
+        assert_eq!(a.poll_timeout(), None);
+    }
+
+    #[test]
+    fn unanswered_refresh_fails_typed_and_a_chat_fails_visibly() {
+        let t0 = Instant::now();
+        let (a, _b) = pair(2048);
+        let alice = NameAddr::new("im:alice@example.com").unwrap();
+        let bob = NameAddr::new("im:bob@example.com").unwrap();
+        let caps = RemoteCapabilities {
+            accept_types: vec!["message/cpim".into(), "text/plain".into()],
+            accept_wrapped_types: vec!["*".into()],
+            private_messages: false,
+        };
+        let mut chat = MsrpChat::new(alice, bob, caps);
+        let mut session = a;
+        session.set_relay(granted(t0));
+        chat.start(session);
+        let s = chat.session_mut().unwrap();
+        let due = s.poll_timeout().unwrap();
+        s.handle_timeout(due);
+        let _auth = next_auth(s, due);
+        // No response: the AUTH's response timeout (30 s) fails the refresh.
+        let late = s.poll_timeout().unwrap();
+        assert_eq!(late, due + Duration::from_secs(30));
+        s.handle_timeout(late);
+        chat.pump();
+        let events: Vec<ChatEvent> = std::iter::from_fn(|| chat.poll_event()).collect();
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                ChatEvent::DidFail { context, .. } if context == "relay"
+            )),
+            "{events:#?}"
+        );
+        assert_eq!(events.last(), Some(&ChatEvent::DidEnd), "{events:#?}");
+    }
+}

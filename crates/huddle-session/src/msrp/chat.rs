@@ -287,6 +287,7 @@ impl MsrpChat {
         let Some(session) = self.session.as_mut() else {
             return;
         };
+        let mut relay_failure = None;
         while let Some(ev) = session.poll_event() {
             match ev {
                 MsrpEvent::Message {
@@ -315,12 +316,21 @@ impl MsrpChat {
                     reason,
                 }),
                 MsrpEvent::Closed => self.events.push_back(ChatEvent::DidEnd),
-                MsrpEvent::Refused { .. }
+                MsrpEvent::RelayAuthFailed { error } => relay_failure = Some(error.to_string()),
+                MsrpEvent::RelayRefreshed { .. }
+                | MsrpEvent::Refused { .. }
                 | MsrpEvent::Response { .. }
                 | MsrpEvent::MessageAborted { .. }
                 | MsrpEvent::SendProgress { .. }
                 | MsrpEvent::ReceiveProgress { .. } => {}
             }
+        }
+        // The relay stops carrying the session once its grant lapses: the chat fails
+        // visibly now rather than losing messages later (sipsimple's MSRPChatDidFail).
+        if let Some(reason) = relay_failure
+            && !self.ended
+        {
+            self.fail("relay", &reason);
         }
     }
 

@@ -31,6 +31,7 @@ use huddle_msrp::cpim::{DateTime, NameAddr};
 use huddle_msrp::sdp::{MsrpAttributes, SdpError, Setup};
 use huddle_transport::codec::MsrpCodec;
 use huddle_transport::msrp::{ConnectError, MsrpConnector, MsrpStream};
+use huddle_transport::relay::client::{Grant, RelayAuth};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -282,8 +283,8 @@ impl<C: MsrpConnector> MsrpNegotiation<C> {
         let transport = self.connector.complete(&path).await?;
         let local_path = transport.full_local_path();
         let remote_path = transport.remote_path().to_vec();
-        let (stream, prefix) = transport
-            .into_stream()
+        let parts = transport
+            .into_parts()
             .map_err(|e| NegotiateError::Handover(e.to_string()))?;
         let mut config = MsrpConfig::new(local_path, remote_path);
         // RFC 4975 §8: what we announced in a=accept-types is what we take.
@@ -297,9 +298,10 @@ impl<C: MsrpConnector> MsrpNegotiation<C> {
             local,
             remote: remote.clone(),
             config,
+            relay: parts.relay,
             io: PrefixedIo {
-                prefix: prefix.freeze(),
-                inner: stream,
+                prefix: parts.read_prefix.freeze(),
+                inner: parts.stream,
             },
         })
     }
@@ -355,6 +357,7 @@ pub struct Negotiated {
     local: MsrpDescription,
     remote: MsrpDescription,
     config: MsrpConfig,
+    relay: Option<RelayAuth>,
     io: PrefixedIo<MsrpStream>,
 }
 
@@ -384,6 +387,21 @@ impl Negotiated {
         }
     }
 
+    /// The relay grant the connection was bound with (through a relay only). The
+    /// session driven by [`Negotiated::spawn`] or [`Negotiated::spawn_chat`] keeps it
+    /// refreshed on the same connection ([`MsrpSession::set_relay`]).
+    pub fn relay_grant(&self) -> Option<&Grant> {
+        self.relay.as_ref().and_then(RelayAuth::grant)
+    }
+
+    fn session(config: MsrpConfig, relay: Option<RelayAuth>) -> MsrpSession {
+        let mut session = MsrpSession::new(config);
+        if let Some(relay) = relay {
+            session.set_relay(relay);
+        }
+        session
+    }
+
     /// Drives an [`MsrpSession`] over the connection.
     pub fn spawn(self) -> MsrpSessionHandle {
         self.spawn_with(|_| {})
@@ -392,7 +410,7 @@ impl Negotiated {
     /// Like [`Negotiated::spawn`], letting `setup` prepare the session first (attach a
     /// [`super::file::FileReceiver`], queue a file with [`super::file::send_file`]).
     pub fn spawn_with(self, setup: impl FnOnce(&mut MsrpSession)) -> MsrpSessionHandle {
-        let mut session = MsrpSession::new(self.config);
+        let mut session = Self::session(self.config, self.relay);
         setup(&mut session);
         driver::spawn(self.io, session)
     }
@@ -401,7 +419,7 @@ impl Negotiated {
     pub fn spawn_chat(self, local: NameAddr, remote: NameAddr) -> MsrpChatHandle {
         let caps = self.remote_capabilities();
         let mut chat = MsrpChat::new(local, remote, caps);
-        chat.start(MsrpSession::new(self.config));
+        chat.start(Self::session(self.config, self.relay));
         MsrpChatHandle::spawn(self.io, chat)
     }
 }

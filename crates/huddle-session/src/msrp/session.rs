@@ -19,6 +19,7 @@ use huddle_msrp::{
     ByteRange, Chunk, DecodeError, KnownHeader, Method, MsrpUri, ReportRequest, StatusCode,
     TransactionId,
 };
+use huddle_transport::relay::client::{AuthError, AuthStep, Grant, RelayAuth};
 
 /// An application-level message id (the MSRP Message-ID).
 pub type MessageId = String;
@@ -194,6 +195,18 @@ pub enum MsrpEvent {
     /// [`MsrpSession::shutdown`] completed: everything queued was sent and every
     /// message has its outcome.
     Closed,
+    /// The relay in front of this session renewed its grant (a refresh AUTH succeeded,
+    /// see [`MsrpSession::set_relay`]). The session keeps the Use-Path it was bound with.
+    RelayRefreshed {
+        /// The new grant.
+        grant: Grant,
+    },
+    /// A refresh AUTH failed (wrong credentials, no acceptable Expires, no response...):
+    /// the relay stops carrying the session when the current grant expires.
+    RelayAuthFailed {
+        /// Why.
+        error: AuthError,
+    },
 }
 
 #[derive(Debug)]
@@ -228,6 +241,7 @@ pub struct MsrpSession {
     transmits: VecDeque<Chunk>,
     events: VecDeque<MsrpEvent>,
     first_chunks: HashMap<MessageId, Box<Chunk>>,
+    relay: Option<RelayAuth>,
     shutting_down: bool,
     closed: bool,
 }
@@ -247,6 +261,7 @@ impl MsrpSession {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             first_chunks: HashMap::new(),
+            relay: None,
             shutting_down: false,
             closed: false,
         }
@@ -255,6 +270,35 @@ impl MsrpSession {
     /// The settings.
     pub fn config(&self) -> &MsrpConfig {
         &self.cfg
+    }
+
+    /// Keeps the grant of the relay this session's connection goes through alive
+    /// (the state machine handed over by `MsrpTransport::into_parts`): RFC 4976 §5.1,
+    /// the client re-authenticates before the Expires of its grant. The refresh AUTH
+    /// goes out through [`MsrpSession::poll_transmit`] when
+    /// [`MsrpSession::poll_timeout`] says so, on the same connection; its responses
+    /// (401 challenge answered again, 423 retried within the relay's bounds, 200) are
+    /// taken by [`MsrpSession::handle_chunk`]. Outcomes are
+    /// [`MsrpEvent::RelayRefreshed`] and [`MsrpEvent::RelayAuthFailed`].
+    pub fn set_relay(&mut self, relay: RelayAuth) {
+        self.relay = Some(relay);
+    }
+
+    /// The relay state machine, when the session goes through a relay.
+    pub fn relay(&self) -> Option<&RelayAuth> {
+        self.relay.as_ref()
+    }
+
+    fn on_relay_step(&mut self, step: Result<AuthStep, AuthError>) {
+        match step {
+            Ok(AuthStep::Send(req)) => self.transmits.push_back(req),
+            Ok(AuthStep::Granted(grant)) => {
+                self.events.push_back(MsrpEvent::RelayRefreshed { grant });
+            }
+            Err(error) => self.events.push_back(MsrpEvent::RelayAuthFailed { error }),
+            // AuthStep is non_exhaustive; no other step exists today.
+            Ok(_) => {}
+        }
     }
 
     /// Sends incoming messages' bytes to sinks made by `factory` (e.g. files).
@@ -527,14 +571,27 @@ impl MsrpSession {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let tx = self.pending.values().map(|p| p.deadline).min();
         let rep = self.out.values().filter_map(|s| s.report_deadline).min();
-        match (tx, rep) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        // Once the session is closed its driver is gone: no more refreshes.
+        let relay = self
+            .relay
+            .as_ref()
+            .filter(|_| !self.closed)
+            .and_then(RelayAuth::poll_timeout);
+        [tx, rep, relay].into_iter().flatten().min()
     }
 
     /// Fires expired timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(relay) = self.relay.as_mut()
+            && !self.closed
+        {
+            // RFC 4976 §5.1: re-AUTH before the grant runs out (RelayAuth picks the time).
+            match relay.handle_timeout(now) {
+                Ok(Some(req)) => self.transmits.push_back(req),
+                Ok(None) => {}
+                Err(error) => self.events.push_back(MsrpEvent::RelayAuthFailed { error }),
+            }
+        }
         let expired: Vec<TransactionId> = self
             .pending
             .iter()
@@ -647,6 +704,15 @@ impl MsrpSession {
 
     /// Takes one decoded frame.
     pub fn handle_chunk(&mut self, chunk: Chunk, now: Instant) {
+        // RFC 4976 §5.1: responses to our refresh AUTHs come back on this connection.
+        if let Some(step) = self
+            .relay
+            .as_mut()
+            .and_then(|r| r.handle_response(&chunk, now))
+        {
+            self.on_relay_step(step);
+            return;
+        }
         if let Some(code) = chunk.status_code() {
             if let Some(p) = self.pending.remove(&chunk.transaction_id) {
                 let comment = chunk.comment().map(str::to_owned);

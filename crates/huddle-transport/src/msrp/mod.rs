@@ -31,7 +31,7 @@ pub use server::MsrpServer;
 pub use shared::{SharedConnection, SharedError, SharedSession};
 pub use stream::{MsrpStream, StreamError, TlsSettings};
 pub use trafficlog::{SharedLogger, TracingLogger, TrafficLogger};
-pub use transport::{MsrpTransport, TransportError};
+pub use transport::{MsrpTransport, TransportError, TransportParts};
 
 /// Settings shared by transports, connectors and servers.
 #[derive(Clone)]

@@ -75,6 +75,18 @@ impl From<CodecError> for TransportError {
     }
 }
 
+/// A transport taken apart by [`MsrpTransport::into_parts`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct TransportParts {
+    /// The connection.
+    pub stream: MsrpStream,
+    /// Bytes already read from `stream` that its next reader must see first.
+    pub read_prefix: bytes::BytesMut,
+    /// The relay's AUTH state machine on a relay connection (`None` for direct ones).
+    pub relay: Option<RelayAuth>,
+}
+
 /// A virtual chunk in progress for bounded reads.
 #[derive(Debug)]
 struct Partial {
@@ -149,8 +161,20 @@ impl MsrpTransport {
     /// Hands the connection over to another driver (such as huddle-session's MSRP
     /// session driver): the stream, and the bytes read from it but not yet handed out
     /// (chunks read ahead are re-encoded in front), which the new reader must see first.
-    /// After this the relay grant is no longer refreshed by this transport.
+    /// The relay state machine is dropped, so nobody refreshes the grant any more: use
+    /// [`MsrpTransport::into_parts`] to hand it over too.
     pub fn into_stream(self) -> Result<(MsrpStream, bytes::BytesMut), CodecError> {
+        let parts = self.into_parts()?;
+        Ok((parts.stream, parts.read_prefix))
+    }
+
+    /// Hands the connection over to another driver with everything it needs to go on:
+    /// the stream, the bytes read ahead (see [`MsrpTransport::into_stream`]) and, on a
+    /// relay connection, the [`RelayAuth`] whose grant the new driver must keep
+    /// refreshing on this connection (RFC 4976 §5.1: the client re-authenticates before
+    /// the Expires of its grant runs out). An AUTH in flight at the handover is answered
+    /// to the new driver, which feeds the response to the state machine.
+    pub fn into_parts(self) -> Result<TransportParts, CodecError> {
         use tokio_util::codec::Encoder as _;
         let parts = self.framed.into_parts();
         let mut codec = parts.codec;
@@ -159,7 +183,11 @@ impl MsrpTransport {
             codec.encode(chunk, &mut prefix)?;
         }
         prefix.extend_from_slice(&parts.read_buf);
-        Ok((parts.io, prefix))
+        Ok(TransportParts {
+            stream: parts.io,
+            read_prefix: prefix,
+            relay: self.relay,
+        })
     }
 
     /// Our own URI on this connection.

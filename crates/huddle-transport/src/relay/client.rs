@@ -188,6 +188,8 @@ pub struct RelayAuth {
     attempts: u32,
     credential_rejections: u32,
     grant: Option<Grant>,
+    /// The relay's URI for the session of the first grant (its Use-Path's first URI).
+    session_uri: Option<String>,
 }
 
 impl RelayAuth {
@@ -202,6 +204,7 @@ impl RelayAuth {
             attempts: 0,
             credential_rejections: 0,
             grant: None,
+            session_uri: None,
         }
     }
 
@@ -249,8 +252,14 @@ impl RelayAuth {
         // (From-Path); Expires asks for a lifetime; Authorization answers a challenge with
         // `uri` set to the relay's URI.
         let relay = self.cfg.relay_uri.to_string();
+        // A refresh names the session it extends: its To-Path is the relay's URI for it
+        // (the first URI of the Use-Path granted first, the one in SDP), so a relay that
+        // keys sessions by that URI (huddle's) extends it in place; a relay that issues
+        // a new Use-Path per AUTH answers with a new one, seen in the new grant. The
+        // digest `uri` stays the relay's configured URI.
+        let to = self.session_uri.as_deref().unwrap_or(&relay);
         let mut b = ChunkBuilder::request(Method::AUTH)
-            .header(KnownHeader::ToPath, &relay)
+            .header(KnownHeader::ToPath, to)
             .header(KnownHeader::FromPath, &self.cfg.local_uri.to_string());
         let mut with_nonce = None;
         if let Some(ch) = &self.challenge {
@@ -323,6 +332,9 @@ impl RelayAuth {
                     expires: granted.map(|s| Duration::from_secs(u64::from(s))),
                     granted_at: now,
                 };
+                if self.session_uri.is_none() {
+                    self.session_uri = grant.use_path.first().map(MsrpUri::to_string);
+                }
                 self.grant = Some(grant.clone());
                 Ok(AuthStep::Granted(grant))
             }

@@ -999,6 +999,9 @@ impl RelayCore {
             return self.auth_failed(conn, &reply, false);
         }
         nonce.last_nc = creds.nc;
+        // A client that authenticates is not guessing: failures before (a stale nonce on
+        // each refresh of a long session) no longer count towards closing it.
+        c.auth_failures = 0;
         // RFC 4976 §6.3: Expires outside the relay's bounds gets 423 with the bound.
         let expires = match chunk.expires() {
             Ok(Some(e)) => e,
