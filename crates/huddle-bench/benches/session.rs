@@ -202,7 +202,61 @@ fn jinglejs() -> Result<f64, String> {
         })
 }
 
+/// Under `HUDDLE_SESSION_PROFILE=typed|xml|codec` (for callgrind with
+/// `--toggle-collect='*profile_work*'`): runs a few batches of one case and exits, nothing else.
+fn profile(case: &str) {
+    #[inline(never)]
+    fn profile_work(m: &mut SessionManager, case: &str, typed: Vec<Iq>, xml: &[String]) -> u64 {
+        let now = Instant::now();
+        let mut n = 0;
+        match case {
+            "typed" => {
+                for iq in typed {
+                    m.handle_iq(iq, now);
+                    n += drain(m, now);
+                }
+            }
+            "xml" => {
+                for x in xml {
+                    m.handle_xml(x.as_bytes(), now).expect("valid");
+                    while let Some(t) = m.poll_transmit(now) {
+                        n += t.to_xml().len() as u64;
+                    }
+                    while let Some(e) = m.poll_event() {
+                        black_box(e);
+                    }
+                }
+            }
+            _ => {
+                for x in xml {
+                    let iq = huddle_jingle::parse_iq(x.as_bytes()).expect("valid");
+                    n += iq.to_xml().len() as u64;
+                }
+            }
+        }
+        n
+    }
+    let rounds: u64 = std::env::var("HUDDLE_SESSION_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let mut m = manager();
+    for round in 0..rounds {
+        let typed = mix(round);
+        let xml: Vec<String> = if case == "typed" {
+            Vec::new()
+        } else {
+            typed.iter().map(Iq::to_xml).collect()
+        };
+        black_box(profile_work(&mut m, case, typed, &xml));
+    }
+    println!("{} actions", rounds as usize * SESSIONS * 6);
+}
+
 fn main() {
+    if let Ok(case) = std::env::var("HUDDLE_SESSION_PROFILE") {
+        return profile(&case);
+    }
     // First, on a fresh heap: later batches leave freed memory the allocator reuses.
     let memory = idle_memory();
     let mut c = Criterion::default().configure_from_args();

@@ -43,17 +43,17 @@ pub enum JidError {
 pub struct Jid {
     s: Arc<str>,
     /// Byte index of `@` (the end of the localpart), if any.
-    at: Option<usize>,
+    at: Option<u16>,
     /// Byte index of the `/` before the resource, if any.
-    slash: Option<usize>,
+    slash: Option<u16>,
 }
 
 const MAX_PART: usize = 1023;
 
 impl Jid {
     /// Parses and validates a JID.
-    pub fn new(s: impl Into<String>) -> Result<Jid, JidError> {
-        let s = s.into();
+    pub fn new(s: impl AsRef<str>) -> Result<Jid, JidError> {
+        let s = s.as_ref();
         if s.is_empty() {
             return Err(JidError::Empty);
         }
@@ -74,7 +74,7 @@ impl Jid {
                 return Err(JidError::TooLong);
             }
             // RFC 7622 §3.3.1: these characters are disallowed in a localpart.
-            if let Some(c) = local.chars().find(|c| {
+            if let Some(c) = find_char(local, |c| {
                 matches!(c, '"' | '&' | '\'' | '/' | ':' | '<' | '>' | '@')
                     || c.is_whitespace()
                     || c.is_control()
@@ -90,10 +90,7 @@ impl Jid {
         }
         // RFC 7622 §3.2: a domainpart is a hostname or IP literal; '@' cannot appear
         // after the localpart separator and whitespace/controls never belong there.
-        if let Some(c) = domain
-            .chars()
-            .find(|c| *c == '@' || c.is_whitespace() || c.is_control())
-        {
+        if let Some(c) = find_char(domain, |c| c == '@' || c.is_whitespace() || c.is_control()) {
             return Err(JidError::ForbiddenChar(c));
         }
         if let Some(i) = slash {
@@ -104,13 +101,14 @@ impl Jid {
             if res.len() > MAX_PART {
                 return Err(JidError::TooLong);
             }
-            if let Some(c) = res.chars().find(|c| c.is_control()) {
+            if let Some(c) = find_char(res, char::is_control) {
                 return Err(JidError::ForbiddenChar(c));
             }
         }
+        // Both indexes are below 2 * MAX_PART + 2: they fit in u16.
         Ok(Jid {
-            at,
-            slash,
+            at: at.map(|i| i as u16),
+            slash: slash.map(|i| i as u16),
             s: Arc::from(s),
         })
     }
@@ -122,18 +120,18 @@ impl Jid {
 
     /// The localpart, if any.
     pub fn local(&self) -> Option<&str> {
-        self.at.map(|i| &self.s[..i])
+        self.at.map(|i| &self.s[..usize::from(i)])
     }
 
     /// The domainpart.
     pub fn domain(&self) -> &str {
-        let start = self.at.map_or(0, |i| i + 1);
-        &self.s[start..self.slash.unwrap_or(self.s.len())]
+        let start = self.at.map_or(0, |i| usize::from(i) + 1);
+        &self.s[start..self.slash.map_or(self.s.len(), usize::from)]
     }
 
     /// The resourcepart, if any.
     pub fn resource(&self) -> Option<&str> {
-        self.slash.map(|i| &self.s[i + 1..])
+        self.slash.map(|i| &self.s[usize::from(i) + 1..])
     }
 
     /// Whether the JID has a resource.
@@ -150,12 +148,22 @@ impl Jid {
     pub fn to_bare(&self) -> Jid {
         match self.slash {
             Some(i) => Jid {
-                s: Arc::from(&self.s[..i]),
+                s: Arc::from(&self.s[..usize::from(i)]),
                 at: self.at,
                 slash: None,
             },
             None => self.clone(),
         }
+    }
+}
+
+/// The first character of `s` that `bad` refuses: ASCII bytes are checked one by one
+/// (JIDs are nearly always ASCII), the rest as `char`s.
+fn find_char(s: &str, bad: impl Fn(char) -> bool) -> Option<char> {
+    if s.is_ascii() {
+        s.bytes().map(char::from).find(|&c| bad(c))
+    } else {
+        s.chars().find(|&c| bad(c))
     }
 }
 

@@ -76,10 +76,12 @@ pub struct Iq {
     pub to: Option<Jid>,
     /// `xml:lang` of the stanza.
     pub lang: Option<String>,
-    /// The Jingle payload (required for get/set, optional in result and error).
-    pub jingle: Option<Jingle>,
-    /// The error (required for and only in `type='error'`).
-    pub error: Option<StanzaError>,
+    /// The Jingle payload (required for get/set, optional in result and error). Boxed:
+    /// an IQ is moved a few times on its way through a session manager, its payload
+    /// stays put.
+    pub jingle: Option<Box<Jingle>>,
+    /// The error (required for and only in `type='error'`), boxed like `jingle`.
+    pub error: Option<Box<StanzaError>>,
 }
 
 impl Iq {
@@ -91,7 +93,7 @@ impl Iq {
             from: None,
             to: None,
             lang: None,
-            jingle: Some(jingle),
+            jingle: Some(Box::new(jingle)),
             error: None,
         }
     }
@@ -118,7 +120,7 @@ impl Iq {
             to: request.from.clone(),
             lang: None,
             jingle: None,
-            error: Some(error),
+            error: Some(Box::new(error)),
         }
     }
 
@@ -149,9 +151,19 @@ impl Iq {
         let client_ns = el.namespace.clone();
         for child in de::child_elements(&mut el) {
             if child.is("jingle", ns::JINGLE) {
-                de::once(&mut jingle, Jingle::decode(child, reg)?, "iq", "jingle")?;
+                de::once(
+                    &mut jingle,
+                    Box::new(Jingle::decode(child, reg)?),
+                    "iq",
+                    "jingle",
+                )?;
             } else if child.name == "error" && child.namespace == client_ns {
-                de::once(&mut error, StanzaError::decode(child)?, "iq", "error")?;
+                de::once(
+                    &mut error,
+                    Box::new(StanzaError::decode(child)?),
+                    "iq",
+                    "error",
+                )?;
             } else {
                 return Err(unexpected("jingle", child));
             }
@@ -245,11 +257,11 @@ impl Iq {
             .map(str::to_owned);
         let jingle = match o.get("jingle") {
             None | Some(Value::Null) => None,
-            Some(j) => Some(Jingle::from_json(j, reg)?),
+            Some(j) => Some(Box::new(Jingle::from_json(j, reg)?)),
         };
         let error = match o.get("error") {
             None | Some(Value::Null) => None,
-            Some(e) => Some(StanzaError::from_json(e)?),
+            Some(e) => Some(Box::new(StanzaError::from_json(e)?)),
         };
         match kind {
             IqType::Get | IqType::Set if jingle.is_none() => {

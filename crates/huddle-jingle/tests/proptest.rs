@@ -484,8 +484,8 @@ fn iq() -> impl Strategy<Value = Iq> {
                 from,
                 to,
                 lang,
-                jingle,
-                error,
+                jingle: jingle.map(Box::new),
+                error: error.map(Box::new),
             }
         })
 }

@@ -720,7 +720,7 @@ impl SessionManager {
         self.core.events.push_back(Event::RequestFailed {
             sid: o.sid.clone(),
             action: o.action,
-            failure: RequestFailure::Error(error.clone().unwrap_or_else(|| {
+            failure: RequestFailure::Error(error.as_deref().cloned().unwrap_or_else(|| {
                 StanzaError::new(ErrorType::Cancel, StanzaErrorCondition::UndefinedCondition)
             })),
         });
@@ -1277,10 +1277,7 @@ fn apply(core: &mut Core, entry: &mut Entry, iq: &mut Iq, verdict: Verdict) -> F
             transport_types: entry.session.transport_types.clone(),
         });
     } else if let Some(jingle) = jingle {
-        core.events.push_back(Event::Received {
-            sid,
-            jingle: Box::new(jingle),
-        });
+        core.events.push_back(Event::Received { sid, jingle });
     }
     if let Some(j) = follow_up {
         core.send_request(entry, j);
