@@ -17,14 +17,22 @@ use crate::uri::{MsrpUri, format_path};
 
 /// A transaction id (RFC 4975 §9 `transact-id = ident`,
 /// `ident = ALPHANUM 3*31ident-char`, `ident-char = ALPHANUM / "." / "-" / "+" / "%" / "="`).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TransactionId(Bytes);
+///
+/// At most 32 ASCII bytes, kept inline: cloning one never allocates.
+#[derive(Clone)]
+pub struct TransactionId {
+    len: u8,
+    bytes: [u8; MAX_TID],
+}
+
+/// RFC 4975 §9: `ident` is at most 32 characters.
+const MAX_TID: usize = 32;
 
 impl TransactionId {
     /// Validates and wraps an id.
     pub fn new(id: &str) -> Result<Self, HeaderError> {
         if is_transaction_id(id.as_bytes()) {
-            Ok(TransactionId(Bytes::copy_from_slice(id.as_bytes())))
+            Ok(Self::from_checked(id.as_bytes()))
         } else {
             Err(HeaderError::InvalidTransactionId(
                 id.chars().take(64).collect(),
@@ -34,22 +42,54 @@ impl TransactionId {
 
     /// A fresh random id with ≥ 64 bits of randomness (RFC 4975 §7.1).
     pub fn random() -> Self {
-        TransactionId(Bytes::from(ids::new_transaction_id()))
+        Self::from_checked(ids::new_transaction_id().as_bytes())
     }
 
-    /// From bytes the decoder validated.
-    pub(crate) fn from_checked(b: Bytes) -> Self {
-        TransactionId(b)
+    /// From bytes checked with [`is_transaction_id`].
+    pub(crate) fn from_checked(b: &[u8]) -> Self {
+        debug_assert!(is_transaction_id(b));
+        let mut bytes = [0; MAX_TID];
+        bytes[..b.len()].copy_from_slice(b);
+        TransactionId {
+            len: b.len() as u8,
+            bytes,
+        }
     }
 
     /// The id.
     pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.0).expect("transaction ids are ASCII")
+        core::str::from_utf8(self.as_bytes()).expect("transaction ids are ASCII")
     }
 
     /// The id's bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl PartialEq for TransactionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for TransactionId {}
+
+impl core::hash::Hash for TransactionId {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl PartialOrd for TransactionId {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TransactionId {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 

@@ -17,7 +17,7 @@ use memchr::memmem;
 
 use crate::chunk::{Chunk, Flag, Method, StartLine, TransactionId, is_transaction_id};
 use crate::generated::headers::KnownHeader;
-use crate::header::{ByteRange, HeaderError, HeaderName, Headers, is_token};
+use crate::header::{ByteRange, HeaderError, Headers, WireFields, is_token};
 use crate::status::StatusCode;
 
 /// Configurable bounds on what one frame may make the decoder hold.
@@ -259,6 +259,11 @@ impl Decoder {
 
     /// Decodes the next frame or segment from the front of `buf`.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, DecodeError> {
+        if self.is_idle()
+            && let Some(chunk) = self.decode_plain(buf)
+        {
+            return Ok(Some(chunk));
+        }
         loop {
             match &mut self.state {
                 State::Failed => {
@@ -289,6 +294,130 @@ impl Decoder {
                 self.state = State::Failed;
                 Err(DecodeError::new(DecodeErrorKind::UnexpectedEof, None, true))
             }
+        }
+    }
+
+    /// The fast path: a whole, well-formed frame of plain-text lines at the front of
+    /// `buf`, decoded in one pass. `None` leaves `buf` untouched for the general path,
+    /// which handles everything else (partial input, other spellings of a line, every
+    /// error) and gives the same result for what this path accepts; the split-invariance
+    /// tests hold the two to that. Tried once per frame, so input that arrives in pieces
+    /// is still scanned in linear time.
+    fn decode_plain(&mut self, buf: &mut BytesMut) -> Option<Chunk> {
+        let b: &[u8] = buf;
+        let limits = &self.limits;
+        // RFC 4975 §9 req-start / resp-start: `MSRP SP transact-id SP ...`.
+        if b.len() < 16 || &b[..5] != b"MSRP " {
+            return None;
+        }
+        let sp = 5 + memchr::memchr(b' ', &b[5..b.len().min(6 + 32)])?;
+        let tid = &b[5..sp];
+        if !is_transaction_id(tid) {
+            return None;
+        }
+        let eol = plain_line_end(b, sp + 1)?;
+        if eol + 2 > limits.max_head_bytes {
+            return None;
+        }
+        let rest = &b[sp + 1..eol];
+        let start = if rest.len() >= 3
+            && rest[..3].iter().all(u8::is_ascii_digit)
+            && (rest.len() == 3 || rest[3] == b' ')
+        {
+            let code = (rest[0] - b'0') as u16 * 100
+                + (rest[1] - b'0') as u16 * 10
+                + (rest[2] - b'0') as u16;
+            // The line is plain ASCII text (checked by `plain_line_end`).
+            let comment = (rest.len() > 3)
+                .then(|| String::from_utf8(rest[4..].to_vec()).expect("plain lines are ASCII"));
+            StartLine::Response {
+                status: StatusCode(code),
+                comment,
+            }
+        } else {
+            StartLine::Request(Method::parse(rest)?)
+        };
+        let mut fields = WireFields::new();
+        let (mut to_path, mut from_path) = (false, false);
+        let mut range = None;
+        let mut lines = 0;
+        let mut pos = eol + 2;
+        loop {
+            let first = *b.get(pos)?;
+            if first == b'\r' {
+                // The blank line after the headers: content-stuff follows.
+                if b.get(pos + 1) != Some(&b'\n')
+                    || pos + 2 > limits.max_head_bytes
+                    || matches!(start, StartLine::Response { .. })
+                {
+                    return None;
+                }
+                let body_start = pos + 2;
+                let EndLine::Found { at, end, flag } =
+                    find_end_line(&self.finder, b, body_start, tid)
+                else {
+                    return None;
+                };
+                if at - body_start > limits.max_body_in_memory || !(to_path && from_path) {
+                    return None;
+                }
+                let tid = TransactionId::from_checked(tid);
+                let frame = buf.split_to(end).freeze();
+                return Some(Chunk {
+                    transaction_id: tid,
+                    start,
+                    body: Some(frame.slice(body_start..at)),
+                    headers: Headers::decoded(frame, fields),
+                    flag,
+                    segment: None,
+                });
+            }
+            if first == b'-' {
+                // RFC 4975 §9 end-line = "-------" transact-id continuation-flag CRLF
+                let end = pos + DASHES.len() + tid.len() + 3;
+                let line = b.get(pos..end)?;
+                let flag = Flag::from_byte(line[end - pos - 3])?;
+                if &line[..DASHES.len()] != DASHES
+                    || &line[DASHES.len()..end - pos - 3] != tid
+                    || &line[end - pos - 2..] != b"\r\n"
+                    || end > limits.max_head_bytes
+                    || !(to_path && from_path)
+                {
+                    return None;
+                }
+                let tid = TransactionId::from_checked(tid);
+                let frame = buf.split_to(end).freeze();
+                return Some(Chunk {
+                    transaction_id: tid,
+                    start,
+                    headers: Headers::decoded(frame, fields),
+                    body: None,
+                    flag,
+                    segment: None,
+                });
+            }
+            let eol = plain_line_end(b, pos)?;
+            lines += 1;
+            if eol + 2 > limits.max_head_bytes || lines > limits.max_headers {
+                return None;
+            }
+            let line = parse_header_line(b, pos, eol, true)?;
+            match line.known {
+                Some(KnownHeader::ToPath) => to_path = true,
+                Some(KnownHeader::FromPath) => from_path = true,
+                Some(KnownHeader::ByteRange) if range.is_none() => {
+                    range = Some(ByteRange::parse_bytes(&b[line.value..eol])?);
+                }
+                _ => {}
+            }
+            fields.push(
+                b,
+                line.known,
+                line.canonical,
+                (pos, line.name_end),
+                (line.value, eol),
+            );
+            pos = eol + 2;
         }
     }
 
@@ -358,8 +487,7 @@ impl Decoder {
                             && &t[..tid_bytes.len()] == tid_bytes
                             && Flag::from_byte(t[tid_bytes.len()]).is_some();
                         if !ok {
-                            let tid =
-                                TransactionId::from_checked(Bytes::copy_from_slice(tid_bytes));
+                            let tid = TransactionId::from_checked(tid_bytes);
                             return fatal(DecodeErrorKind::EndLineMismatch, Some(tid));
                         }
                         let flag = Flag::from_byte(t[tid_bytes.len()]).expect("checked above");
@@ -372,11 +500,30 @@ impl Decoder {
                     if text.is_empty() {
                         // The blank line after the headers: content-stuff follows.
                         let head_len = *line;
-                        let head_bytes = buf.split_to(end + 1).freeze();
+                        let body_start = end + 1;
+                        let found = find_end_line(&self.finder, buf, body_start, tid_bytes);
+                        self.state = Self::fresh();
+                        if let EndLine::Found { at, end, flag } = found
+                            && at - body_start <= self.limits.max_body_in_memory
+                        {
+                            // The whole frame is in the buffer: one split, and the body
+                            // is a slice of it.
+                            let frame = buf.split_to(end).freeze();
+                            let body = frame.slice(body_start..at);
+                            let head = parse_head(frame, (ts, te), head_len, &self.line_starts);
+                            let len = body.len() as u64;
+                            return Ok(Some(finish_body(head, body, flag, 0, len)));
+                        }
+                        // The body streams in: scan it from where this search stopped.
+                        let search = match found {
+                            EndLine::Found { at, .. } => at,
+                            EndLine::Resume(at) => at,
+                        } - body_start;
+                        let head_bytes = buf.split_to(body_start).freeze();
                         let head = parse_head(head_bytes, (ts, te), head_len, &self.line_starts);
                         self.state = State::Body(BodyScan {
                             head,
-                            search: 0,
+                            search,
                             delivered: 0,
                             segments: 0,
                         });
@@ -385,7 +532,7 @@ impl Decoder {
                     *lines += 1;
                     self.line_starts.push(*line);
                     if *lines > self.limits.max_headers {
-                        let tid = TransactionId::from_checked(Bytes::copy_from_slice(tid_bytes));
+                        let tid = TransactionId::from_checked(tid_bytes);
                         return fatal(
                             DecodeErrorKind::TooManyHeaders {
                                 limit: self.limits.max_headers,
@@ -403,40 +550,22 @@ impl Decoder {
         let State::Body(scan) = &mut self.state else {
             unreachable!()
         };
-        let tid_len = scan.head.tid.as_bytes().len();
         let discard = scan.head.error.is_some();
         let max = self.limits.max_body_in_memory;
         // Find the end-line: CRLF "-------" tid flag CRLF. Every byte is searched once:
         // `search` only moves forward, and parks on a candidate that needs more bytes.
-        let mut found = None;
-        loop {
-            let Some(off) = self.finder.find(&buf[scan.search..]) else {
-                // A candidate can only start in the last BODY_END.len() - 1 bytes.
-                scan.search = scan
-                    .search
-                    .max(buf.len().saturating_sub(BODY_END.len() - 1));
-                break;
-            };
-            let p = scan.search + off;
-            let need = p + BODY_END.len() + tid_len + 3;
-            if buf.len() < need {
-                // Cannot tell yet: resume at this candidate.
-                scan.search = p;
-                break;
-            }
-            let t = &buf[p + BODY_END.len()..need];
-            if let Some(flag) = Flag::from_byte(t[tid_len])
-                && &t[..tid_len] == scan.head.tid.as_bytes()
-                && &t[tid_len + 1..] == b"\r\n"
-            {
+        let found = match find_end_line(&self.finder, buf, scan.search, scan.head.tid.as_bytes()) {
+            EndLine::Found { at, end, flag } => {
                 // Park on the end-line: if the body must first go out in segments, the
                 // next call finds it again without rescanning the body.
-                scan.search = p;
-                found = Some((p, need, flag));
-                break;
+                scan.search = at;
+                Some((at, end, flag))
             }
-            scan.search = p + 1;
-        }
+            EndLine::Resume(at) => {
+                scan.search = at;
+                None
+            }
+        };
         match found {
             Some((p, end, flag)) if discard || p <= max => {
                 let frame = buf.split_to(end).freeze();
@@ -454,11 +583,11 @@ impl Decoder {
                 if discard {
                     return Err(head_error(head));
                 }
-                Ok(Some(match finish_body(head, body, flag, segments, total) {
-                    HeadDone::Chunk(c) => c,
-                    HeadDone::Error(e) => return Err(e),
+                match finish_body(head, body, flag, segments, total) {
+                    HeadDone::Chunk(c) => Ok(Some(c)),
+                    HeadDone::Error(e) => Err(e),
                     HeadDone::Body => unreachable!(),
-                }))
+                }
             }
             Some(_) => Ok(Some(self.segment(buf, max))),
             None => {
@@ -513,6 +642,72 @@ impl Decoder {
     }
 }
 
+/// Where a body's end-line search got to.
+enum EndLine {
+    /// The end-line `\r\n-------tid flag\r\n` starts at `at` and ends before `end`.
+    Found { at: usize, end: usize, flag: Flag },
+    /// Not found yet: the search resumes at this offset when more bytes arrive (a
+    /// candidate that needs more bytes to be told apart, or the last bytes that could
+    /// begin one). Nothing before it is searched again.
+    Resume(usize),
+}
+
+/// Searches `buf[from..]` for the end-line of the frame with transaction id `tid`
+/// (RFC 4975 §7.1: CRLF, seven dashes, the transaction id, the flag, CRLF). Look-alikes
+/// (other ids, a missing flag) are body bytes.
+fn find_end_line(finder: &memmem::Finder<'_>, buf: &[u8], mut from: usize, tid: &[u8]) -> EndLine {
+    // Most bodies hold few CRs (text without line breaks, a small chunk): look at
+    // each CR directly, which costs less than setting up the substring search, and
+    // leave bodies with many CRs to the substring search.
+    for _ in 0..4 {
+        let Some(off) = memchr::memchr(b'\r', &buf[from..]) else {
+            return EndLine::Resume(buf.len());
+        };
+        let at = from + off;
+        match end_line_at(buf, at, tid) {
+            Some(Some((end, flag))) => return EndLine::Found { at, end, flag },
+            Some(None) => from = at + 1,
+            None => return EndLine::Resume(at),
+        }
+    }
+    loop {
+        let Some(off) = finder.find(&buf[from..]) else {
+            // A candidate can only start in the last BODY_END.len() - 1 bytes.
+            return EndLine::Resume(from.max(buf.len().saturating_sub(BODY_END.len() - 1)));
+        };
+        let at = from + off;
+        match end_line_at(buf, at, tid) {
+            Some(Some((end, flag))) => return EndLine::Found { at, end, flag },
+            Some(None) => from = at + 1,
+            // Cannot tell yet: resume at this candidate.
+            None => return EndLine::Resume(at),
+        }
+    }
+}
+
+/// Is there an end-line at `buf[at]` (a CR)? `Some(Some((end, flag)))`: yes, ending
+/// before `end`; `Some(None)`: no; `None`: not enough bytes to tell.
+#[inline(always)]
+fn end_line_at(buf: &[u8], at: usize, tid: &[u8]) -> Option<Option<(usize, Flag)>> {
+    let end = at + BODY_END.len() + tid.len() + 3;
+    let Some(t) = buf.get(at..end) else {
+        // Too short to tell, unless what is there already differs.
+        let have = &buf[at..];
+        let n = have.len().min(BODY_END.len());
+        return (have[..n] != BODY_END[..n]).then_some(None);
+    };
+    let n = BODY_END.len();
+    Some(
+        (t[..n] == *BODY_END && &t[n..n + tid.len()] == tid && &t[n + tid.len() + 1..] == b"\r\n")
+            .then(|| Flag::from_byte(t[n + tid.len()]).map(|f| (end, f)))
+            .flatten(),
+    )
+}
+
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once per frame; boxing the chunk would cost an allocation"
+)]
 enum HeadDone {
     Chunk(Chunk),
     Error(DecodeError),
@@ -602,7 +797,7 @@ fn parse_head(
     head_len: usize,
     line_starts: &[usize],
 ) -> Head {
-    let tid = TransactionId::from_checked(frame.slice(ts..te));
+    let tid = TransactionId::from_checked(&frame[ts..te]);
     // Line `i` ends (before its CRLF) where the next line starts, minus 2.
     let line_end = |i: usize| line_starts.get(i).copied().unwrap_or(head_len) - 2;
     let first_end = line_end(0);
@@ -641,7 +836,7 @@ fn parse_head(
             }
         }
     };
-    let mut headers = Headers::decoded(frame.clone(), line_starts.len());
+    let mut fields = WireFields::new();
     let (mut to_path, mut from_path) = (false, false);
     let mut byte_range = None;
     // When the whole header block is plain text the lines need not be checked one by
@@ -653,16 +848,22 @@ fn parse_head(
     for (i, &pos) in line_starts.iter().enumerate() {
         let eol = line_end(i + 1);
         match parse_header_line(&frame, pos, eol, plain) {
-            Some((name, vstart)) => {
-                match name.known_header() {
+            Some(line) => {
+                match line.known {
                     Some(KnownHeader::ToPath) => to_path = true,
                     Some(KnownHeader::FromPath) => from_path = true,
                     Some(KnownHeader::ByteRange) if byte_range.is_none() => {
-                        byte_range = Some((vstart, eol));
+                        byte_range = Some((line.value, eol));
                     }
                     _ => {}
                 }
-                headers.push_wire(name, vstart, eol);
+                fields.push(
+                    &frame,
+                    line.known,
+                    line.canonical,
+                    (pos, line.name_end),
+                    (line.value, eol),
+                );
             }
             None => {
                 error.get_or_insert(DecodeErrorKind::MalformedHeader);
@@ -692,10 +893,22 @@ fn parse_head(
     Head {
         tid,
         start,
-        headers,
+        headers: Headers::decoded(frame, fields),
         range,
         error,
     }
+}
+
+/// A header line's parts, as offsets into the head block.
+struct HeaderLine {
+    /// What the name names.
+    known: Option<KnownHeader>,
+    /// Spelled exactly as the spec spells it.
+    canonical: bool,
+    /// Where the name ends (at the colon).
+    name_end: usize,
+    /// Where the value starts.
+    value: usize,
 }
 
 /// Parses the header line `frame[pos..eol]` (CRLF excluded):
@@ -704,12 +917,8 @@ fn parse_head(
 ///
 /// `plain`: the line is known to be ASCII without control characters (HTAB included)
 /// or DEL, so only its colon is looked for.
-fn parse_header_line(
-    frame: &Bytes,
-    pos: usize,
-    eol: usize,
-    plain: bool,
-) -> Option<(HeaderName, usize)> {
+#[inline(always)]
+fn parse_header_line(frame: &[u8], pos: usize, eol: usize, plain: bool) -> Option<HeaderLine> {
     let line = &frame[pos..eol];
     // RFC 4975 §9 `hval = utf8text`, `utf8text = *(HTAB / %x20-7E / UTF8-NONASCII)`:
     // no control character (a lone CR included) and valid UTF-8. The name is checked
@@ -720,23 +929,31 @@ fn parse_header_line(
         text_line_colon(line)??
     };
     let raw = &line[..colon];
-    let name = match known_exact(raw) {
-        // Spelled as the spec spells it: a token by construction, no copy needed.
-        Some(h) => HeaderName::known(h),
+    let (known, canonical) = match known_exact(raw) {
+        // Spelled as the spec spells it: a token by construction.
+        Some(h) => (Some(h), true),
         None => {
             // RFC 4975 §9 `hname = ALPHA *token-char`.
             if !is_token(raw) || !raw[0].is_ascii_alphabetic() {
                 return None;
             }
-            let known = KnownHeader::from_wire(raw);
-            HeaderName::from_wire_known(frame.slice(pos..pos + colon), known)
+            (KnownHeader::from_wire(raw), false)
         }
     };
+    // Usually exactly one SP (RFC 4975 §9 `hname ":" SP hval`).
     let mut v = colon + 1;
+    if line.get(v) == Some(&b' ') {
+        v += 1;
+    }
     while v < line.len() && (line[v] == b' ' || line[v] == b'\t') {
         v += 1;
     }
-    Some((name, pos + v))
+    Some(HeaderLine {
+        known,
+        canonical,
+        name_end: pos + colon,
+        value: pos + v,
+    })
 }
 
 /// RFC 4975 §9 `utf8text = *(HTAB / %x20-7E / UTF8-NONASCII)`: no control characters.
@@ -775,7 +992,27 @@ fn block_is_plain_text(block: &[u8], crlfs: usize) -> bool {
     high & HIGH == 0 && controls == 2 * crlfs
 }
 
+/// Where the line starting at `b[from]` ends: the index of its CR, when the line is
+/// plain text (ASCII, no control character or DEL) ended by CRLF. `None` for anything
+/// else, and when fewer than eight bytes are left to look at.
+#[inline(always)]
+fn plain_line_end(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let w = u64::from_le_bytes(b.get(i..i + 8)?.try_into().expect("8 bytes"));
+        // Bit 7 of each byte below 0x20 (nothing carries into it from lower ASCII
+        // bytes), of each non-ASCII byte, and of DEL (0x7f + 1). Carries out of
+        // non-ASCII bytes only affect bytes above the lowest flagged one.
+        let flagged = (!w.wrapping_add(ONES * 0x60) | w | w.wrapping_add(ONES)) & HIGH;
+        if flagged != 0 {
+            let at = i + flagged.trailing_zeros() as usize / 8;
+            return (b[at] == b'\r' && b.get(at + 1) == Some(&b'\n')).then_some(at);
+        }
+        i += 8;
+    }
+}
+
 /// The index of the first colon of an ASCII `line`.
+#[inline(always)]
 fn find_colon(line: &[u8]) -> Option<usize> {
     let mut i = 0;
     while i + 8 <= line.len() {
@@ -927,6 +1164,7 @@ static EXACT: [[ExactEntry; 3]; MAX_KNOWN_LEN + 1] = {
 
 /// The known header spelled exactly as `raw` (the usual case on the wire), found
 /// without the case-insensitive comparison of [`KnownHeader::from_wire`].
+#[inline(always)]
 fn known_exact(raw: &[u8]) -> Option<KnownHeader> {
     if raw.len() < 4 {
         return None;

@@ -8,6 +8,7 @@ use core::fmt;
 use core::str::FromStr;
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use crate::generated::headers::KnownHeader;
 use crate::status::StatusCode;
@@ -165,27 +166,69 @@ impl fmt::Debug for HeaderValue {
 /// The ordered header list of a chunk (start-line headers and MIME headers together).
 ///
 /// A decoded list keeps the frame's head block once and refers to its values by
-/// offset (no per-header allocation or reference count); headers added or replaced
-/// later own their values.
+/// offset: a header spelled as the spec spells it costs a few bytes inline, with no
+/// allocation or reference count (up to eight of them before the list moves to the
+/// heap). Other spellings, extension headers and values set later own
+/// their bytes.
 #[derive(Clone, Default)]
 pub struct Headers {
-    /// The head block that [`Value::Wire`] offsets point into (empty for built lists).
+    /// The head block that [`Field::Wire`] offsets point into (empty for built lists).
     head: Bytes,
-    list: Vec<Field>,
+    list: SmallVec<[Field; INLINE_HEADERS]>,
 }
 
-#[derive(Clone)]
-struct Field {
-    name: HeaderName,
-    value: Value,
-}
+/// How many headers a list holds without allocating.
+const INLINE_HEADERS: usize = 8;
 
 #[derive(Clone)]
-enum Value {
-    /// `head[start..end]`, validated UTF-8 text without CR or LF.
-    Wire { start: usize, end: usize },
-    /// A value set by the application.
-    Owned(HeaderValue),
+enum Field {
+    /// A known header spelled canonically; its value is `head[start..end]`, validated
+    /// UTF-8 text without CR or LF.
+    Wire {
+        name: KnownHeader,
+        start: u32,
+        end: u32,
+    },
+    /// Any other name or value.
+    Owned(Box<(HeaderName, HeaderValue)>),
+}
+
+/// A [`HeaderName`] for every known header in its canonical spelling, indexed by the
+/// enum's discriminant, so a [`Field::Wire`] can lend one out.
+static KNOWN_NAMES: [HeaderName; KnownHeader::ALL.len()] = {
+    const EMPTY: HeaderName = HeaderName {
+        raw: Bytes::new(),
+        known: None,
+    };
+    let mut names = [EMPTY; KnownHeader::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        let h = KnownHeader::ALL[i];
+        let name = HeaderName {
+            raw: Bytes::from_static(h.as_str().as_bytes()),
+            known: Some(h),
+        };
+        // A static `Bytes` has nothing to drop; `forget` only satisfies const evaluation.
+        core::mem::forget(core::mem::replace(&mut names[h as usize], name));
+        i += 1;
+    }
+    names
+};
+
+impl Field {
+    fn name(&self) -> &HeaderName {
+        match self {
+            Field::Wire { name, .. } => &KNOWN_NAMES[*name as usize],
+            Field::Owned(f) => &f.0,
+        }
+    }
+
+    fn known(&self) -> Option<KnownHeader> {
+        match self {
+            Field::Wire { name, .. } => Some(*name),
+            Field::Owned(f) => f.0.known,
+        }
+    }
 }
 
 impl Headers {
@@ -198,29 +241,29 @@ impl Headers {
     pub fn with_capacity(n: usize) -> Self {
         Headers {
             head: Bytes::new(),
-            list: Vec::with_capacity(n),
+            list: SmallVec::with_capacity(n),
         }
     }
 
-    /// A decoded list: values will be pushed as offsets into `head`.
-    pub(crate) fn decoded(head: Bytes, n: usize) -> Self {
+    /// A decoded list: `fields` refer to `head` by offset.
+    pub(crate) fn decoded(head: Bytes, fields: WireFields) -> Self {
         Headers {
             head,
-            list: Vec::with_capacity(n),
+            list: fields.0,
         }
     }
 
-    fn bytes_of<'a>(&'a self, v: &'a Value) -> &'a [u8] {
-        match v {
-            Value::Wire { start, end } => &self.head[*start..*end],
-            Value::Owned(h) => h.as_bytes(),
+    fn bytes_of<'a>(&'a self, f: &'a Field) -> &'a [u8] {
+        match f {
+            Field::Wire { start, end, .. } => &self.head[*start as usize..*end as usize],
+            Field::Owned(f) => f.1.as_bytes(),
         }
     }
 
-    fn str_of<'a>(&'a self, v: &'a Value) -> &'a str {
+    fn str_of<'a>(&'a self, f: &'a Field) -> &'a str {
         // Invariant: wire values were validated as UTF-8 by the decoder, owned ones
         // come from `&str`.
-        core::str::from_utf8(self.bytes_of(v)).expect("header values are validated UTF-8")
+        core::str::from_utf8(self.bytes_of(f)).expect("header values are validated UTF-8")
     }
 
     /// Number of headers.
@@ -235,39 +278,36 @@ impl Headers {
 
     /// Headers in wire order.
     pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &str)> + '_ {
-        self.list.iter().map(|f| (&f.name, self.str_of(&f.value)))
+        self.list.iter().map(|f| (f.name(), self.str_of(f)))
     }
 
     /// The first value of a known header.
     pub fn get(&self, h: KnownHeader) -> Option<&str> {
         self.list
             .iter()
-            .find(|f| f.name.known == Some(h))
-            .map(|f| self.str_of(&f.value))
+            .find(|f| f.known() == Some(h))
+            .map(|f| self.str_of(f))
     }
 
     /// The first value of a header by name (case-insensitive), known or not.
     pub fn get_by_name(&self, name: &str) -> Option<&str> {
         self.list
             .iter()
-            .find(|f| f.name.matches(name))
-            .map(|f| self.str_of(&f.value))
+            .find(|f| f.name().matches(name))
+            .map(|f| self.str_of(f))
     }
 
     /// Every value of a header by name, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.list
             .iter()
-            .filter(move |f| f.name.matches(name))
-            .map(|f| self.str_of(&f.value))
+            .filter(move |f| f.name().matches(name))
+            .map(|f| self.str_of(f))
     }
 
     /// Appends a header.
     pub fn push(&mut self, name: impl Into<HeaderName>, value: HeaderValue) {
-        self.list.push(Field {
-            name: name.into(),
-            value: Value::Owned(value),
-        });
+        self.list.push(Field::Owned(Box::new((name.into(), value))));
     }
 
     /// Appends a known header with a text value.
@@ -280,8 +320,11 @@ impl Headers {
     /// spelling) or appends it.
     pub fn set(&mut self, h: KnownHeader, value: &str) -> Result<(), HeaderError> {
         let value = HeaderValue::new(value)?;
-        match self.list.iter_mut().find(|f| f.name.known == Some(h)) {
-            Some(f) => f.value = Value::Owned(value),
+        match self.list.iter_mut().find(|f| f.known() == Some(h)) {
+            Some(f) => {
+                let name = f.name().clone();
+                *f = Field::Owned(Box::new((name, value)));
+            }
             None => self.push(h, value),
         }
         Ok(())
@@ -289,23 +332,13 @@ impl Headers {
 
     /// Removes every occurrence of a known header.
     pub fn remove(&mut self, h: KnownHeader) {
-        self.list.retain(|f| f.name.known != Some(h));
+        self.list.retain(|f| f.known() != Some(h));
     }
 
     pub(crate) fn raw_iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         self.list
             .iter()
-            .map(|f| (&f.name.raw[..], self.bytes_of(&f.value)))
-    }
-
-    /// Appends a decoded header whose value is `head[start..end]` (validated UTF-8
-    /// text without CR or LF, `head` being the block given to [`Headers::decoded`]).
-    pub(crate) fn push_wire(&mut self, name: HeaderName, start: usize, end: usize) {
-        debug_assert!(start <= end && end <= self.head.len());
-        self.list.push(Field {
-            name,
-            value: Value::Wire { start, end },
-        });
+            .map(|f| (&f.name().raw[..], self.bytes_of(f)))
     }
 
     /// Parses a path header (To-Path, From-Path, Use-Path).
@@ -315,14 +348,55 @@ impl Headers {
     }
 }
 
+/// The fields of a head block being decoded, before the block is handed to
+/// [`Headers::decoded`].
+pub(crate) struct WireFields(SmallVec<[Field; INLINE_HEADERS]>);
+
+impl WireFields {
+    pub(crate) fn new() -> Self {
+        WireFields(SmallVec::new())
+    }
+
+    /// Appends a header named `head[name.0..name.1]` (a token; `known` is what it
+    /// names, `canonical` whether it is spelled as the spec spells it) whose value is
+    /// `head[value.0..value.1]`, validated UTF-8 text without CR or LF. `head` is
+    /// shorter than 4 GiB (the decoder's head limit).
+    #[inline(always)]
+    pub(crate) fn push(
+        &mut self,
+        head: &[u8],
+        known: Option<KnownHeader>,
+        canonical: bool,
+        name: (usize, usize),
+        value: (usize, usize),
+    ) {
+        debug_assert!(value.0 <= value.1 && value.1 <= head.len());
+        let field = match known {
+            Some(name) if canonical => Field::Wire {
+                name,
+                start: value.0 as u32,
+                end: value.1 as u32,
+            },
+            // Rare (another spelling, an extension header): copied.
+            _ => Field::Owned(Box::new((
+                HeaderName::from_wire_known(Bytes::copy_from_slice(&head[name.0..name.1]), known),
+                HeaderValue(Bytes::copy_from_slice(&head[value.0..value.1])),
+            ))),
+        };
+        self.0.push(field);
+    }
+}
+
 /// Two lists are equal when they hold the same names (as spelled) and values in the
 /// same order, however they were made.
 impl PartialEq for Headers {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len()
-            && self.list.iter().zip(&other.list).all(|(a, b)| {
-                a.name == b.name && self.bytes_of(&a.value) == other.bytes_of(&b.value)
-            })
+            && self
+                .list
+                .iter()
+                .zip(&other.list)
+                .all(|(a, b)| a.name() == b.name() && self.bytes_of(a) == other.bytes_of(b))
     }
 }
 
@@ -376,64 +450,64 @@ impl ByteRange {
     }
 }
 
-fn parse_digits(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
-    }
+/// Leading digits of `b`: 1 to 20 of them (u64::MAX has 20), the value not past
+/// u64::MAX (an error, not a wrap), and what follows them.
+#[inline(always)]
+fn parse_digits(b: &[u8]) -> Option<(u64, &[u8])> {
     let mut v: u64 = 0;
-    for b in s.bytes() {
-        if !b.is_ascii_digit() {
+    let mut n = 0;
+    while let Some(&c) = b.get(n)
+        && c.is_ascii_digit()
+    {
+        if n == 20 {
             return None;
         }
-        // Overflow (values past u64::MAX) is an error, not a wrap.
-        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        n += 1;
     }
-    Some(v)
+    (n > 0).then(|| (v, &b[n..]))
+}
+
+/// `*` (→ `None`) or digits, and what follows.
+fn parse_star_or_digits(b: &[u8]) -> Option<(Option<u64>, &[u8])> {
+    match b.strip_prefix(b"*") {
+        Some(rest) => Some((None, rest)),
+        None => parse_digits(b).map(|(v, rest)| (Some(v), rest)),
+    }
+}
+
+impl ByteRange {
+    /// Parses a Byte-Range value from its bytes; `None` when it is not one.
+    pub(crate) fn parse_bytes(b: &[u8]) -> Option<ByteRange> {
+        let (start, rest) = parse_digits(b)?;
+        let (end, rest) = parse_star_or_digits(rest.strip_prefix(b"-")?)?;
+        let (total, rest) = parse_star_or_digits(rest.strip_prefix(b"/")?)?;
+        if !rest.is_empty() {
+            return None;
+        }
+        // RFC 4975 §7.1.1: "The first octet of the message has a position of one";
+        // an empty chunk has range-end = range-start - 1.
+        if start == 0 {
+            return None;
+        }
+        if let Some(e) = end
+            && (e < start - 1 || total.is_some_and(|t| e > t))
+        {
+            return None;
+        }
+        if total.is_some_and(|t| start > t.saturating_add(1)) {
+            return None;
+        }
+        Some(ByteRange { start, end, total })
+    }
 }
 
 impl FromStr for ByteRange {
     type Err = HeaderError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || HeaderError::InvalidByteRange(s.chars().take(80).collect());
-        // Split at the first `-` and the first `/` after it (ASCII, so char boundaries).
-        let b = s.as_bytes();
-        let dash = b.iter().position(|&c| c == b'-').ok_or_else(bad)?;
-        let slash = dash
-            + 1
-            + b[dash + 1..]
-                .iter()
-                .position(|&c| c == b'/')
-                .ok_or_else(bad)?;
-        let (start, end, total) = (&s[..dash], &s[dash + 1..slash], &s[slash + 1..]);
-        let start = parse_digits(start).ok_or_else(bad)?;
-        let end = if end == "*" {
-            None
-        } else {
-            Some(parse_digits(end).ok_or_else(bad)?)
-        };
-        let total = if total == "*" {
-            None
-        } else {
-            Some(parse_digits(total).ok_or_else(bad)?)
-        };
-        // RFC 4975 §7.1.1: "The first octet of the message has a position of one";
-        // an empty chunk has range-end = range-start - 1.
-        if start == 0 {
-            return Err(bad());
-        }
-        if let Some(e) = end {
-            if e < start - 1 {
-                return Err(bad());
-            }
-            if total.is_some_and(|t| e > t) {
-                return Err(bad());
-            }
-        }
-        if total.is_some_and(|t| start > t.saturating_add(1)) {
-            return Err(bad());
-        }
-        Ok(ByteRange { start, end, total })
+        ByteRange::parse_bytes(s.as_bytes())
+            .ok_or_else(|| HeaderError::InvalidByteRange(s.chars().take(80).collect()))
     }
 }
 
@@ -555,8 +629,9 @@ impl fmt::Display for StatusHeader {
 
 /// Parses Expires, Min-Expires or Max-Expires (RFC 4976 §8: `1*DIGIT` seconds).
 pub fn parse_seconds(s: &str) -> Result<u32, HeaderError> {
-    parse_digits(s)
-        .and_then(|v| u32::try_from(v).ok())
+    parse_digits(s.as_bytes())
+        .filter(|(_, rest)| rest.is_empty())
+        .and_then(|(v, _)| u32::try_from(v).ok())
         .ok_or_else(|| HeaderError::InvalidNumber(s.chars().take(80).collect()))
 }
 
@@ -720,5 +795,19 @@ mod tests {
         assert_eq!(p.get("nc"), Some("00000001"));
         assert_eq!(p.to_string(), c);
         assert!(AuthParams::parse("Digest realm=\"x", true).is_err());
+    }
+}
+
+#[cfg(test)]
+mod known_names_tests {
+    use super::*;
+
+    #[test]
+    fn known_names_are_indexed_by_discriminant() {
+        for &h in KnownHeader::ALL {
+            let name = &KNOWN_NAMES[h as usize];
+            assert_eq!(name.known_header(), Some(h));
+            assert_eq!(name.as_str(), h.as_str());
+        }
     }
 }

@@ -235,3 +235,82 @@ fn abort_and_gaps() {
     assert_eq!(e.status(), StatusCode::STOP_SENDING);
     let _ = StartLine::Request(Method::SEND);
 }
+
+/// Every outcome of decoding `pieces` in order: chunks, and errors as (kind, fatal),
+/// up to the first fatal error.
+fn outcomes(pieces: &[&[u8]], limits: Limits) -> Vec<Result<Chunk, (String, bool)>> {
+    let mut d = Decoder::new(limits);
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    for (i, p) in pieces.iter().enumerate() {
+        buf.extend_from_slice(p);
+        loop {
+            let r = if i + 1 == pieces.len() {
+                d.decode_eof(&mut buf)
+            } else {
+                d.decode(&mut buf)
+            };
+            match r {
+                Ok(Some(c)) => out.push(Ok(c)),
+                Ok(None) => break,
+                Err(e) => {
+                    out.push(Err((format!("{:?}", e.kind()), e.is_fatal())));
+                    if e.is_fatal() {
+                        return out;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Bytes that change how a head line reads.
+fn mutation_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        Just(b'\t'),
+        Just(b'\r'),
+        Just(b'\n'),
+        Just(b':'),
+        Just(b' '),
+        Just(b'-'),
+        Just(b'*'),
+        Just(b'0'),
+        Just(b'a'),
+        Just(b'T'),
+        Just(0x7f),
+        Just(0xc3),
+        Just(0x00),
+    ]
+}
+
+proptest! {
+    /// The decoder reads a whole frame in one pass when it can (a fast path for
+    /// plain-text heads) and line by line otherwise: both must agree on every valid
+    /// and damaged stream, chunk for chunk and error for error.
+    #[test]
+    fn whole_and_bytewise_agree_on_damaged_streams(
+        chunks in proptest::collection::vec(chunk(), 1..3),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), mutation_byte()), 0..4),
+        small in any::<bool>(),
+    ) {
+        let mut wire = BytesMut::new();
+        for c in &chunks {
+            c.encode(&mut wire);
+        }
+        let mut wire = wire.to_vec();
+        for (at, b) in edits {
+            let i = at.index(wire.len());
+            wire[i] = b;
+        }
+        let limits = if small {
+            Limits { max_head_bytes: 200, max_headers: 4, max_body_in_memory: 16 }
+        } else {
+            Limits::default()
+        };
+        let whole = outcomes(&[&wire], limits);
+        let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+        let bytewise = outcomes(&bytes, limits);
+        prop_assert_eq!(whole, bytewise);
+    }
+}
