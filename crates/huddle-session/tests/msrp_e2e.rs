@@ -11,17 +11,18 @@ use huddle_jingle::{Action, Creator, Jid};
 use huddle_msrp::cpim::NameAddr;
 use huddle_session::jingle::{Config, Event, SessionManager};
 use huddle_session::msrp::chat::{ChatError, ChatEvent};
-use huddle_session::msrp::driver::MsrpSessionHandle;
+use huddle_session::msrp::driver::{DriverError, MsrpSessionHandle};
 use huddle_session::msrp::file::{FileOffer, FileOutcome, FileReceiver, send_file};
 use huddle_session::msrp::jingle::{MsrpJingle, content, descriptions, register_codec};
 use huddle_session::msrp::negotiate::{
-    MsrpDescription, MsrpMedia, MsrpNegotiation, NegotiateError, Role,
+    MsrpDescription, MsrpMedia, MsrpNegotiation, NegotiateError, Negotiated, Role,
 };
 use huddle_session::msrp::{MessageOutcome, MsrpEvent, SendOptions};
 use huddle_session::signaling::{HubEndpoint, Signaling, SignalingHub};
 use huddle_transport::msrp::connect::RelaySettings;
 use huddle_transport::msrp::{
-    AcceptorDirect, AcceptorRelay, ConnectorDirect, ConnectorRelay, TransportOptions,
+    AcceptorDirect, AcceptorRelay, ConnectError, ConnectorActpass, ConnectorDirect, ConnectorRelay,
+    TransportOptions,
 };
 use huddle_transport::relay::server::{CredentialStore, ListenerConfig, RelayServer, ServerConfig};
 
@@ -465,8 +466,138 @@ async fn session_driver_refreshes_the_relay_grant() {
         metrics.auth_challenges >= 4,
         "stale nonces re-challenged: {metrics:?}"
     );
-    within(a.shutdown()).await.unwrap();
-    within(b.shutdown()).await.unwrap();
+    let (sa, sb) = within(async { tokio::join!(a.shutdown(), b.shutdown()) }).await;
+    for r in [sa, sb] {
+        assert!(matches!(r, Ok(()) | Err(DriverError::Ended)), "{r:?}");
+    }
+    relay.shutdown().await;
+}
+
+// ------------------------------------------------------------------ a=setup:actpass
+
+/// Spawns both sides, delivers one message each way and checks both arrive.
+async fn both_ways(na: Negotiated, nb: Negotiated) {
+    let (mut a, mut b) = (na.spawn(), nb.spawn());
+    let (ra, rb) = tokio::join!(
+        within(a.deliver("text/plain", "from the offerer", SendOptions::default())),
+        within(b.deliver("text/plain", "from the answerer", SendOptions::default())),
+    );
+    assert!(matches!(ra.unwrap().1, MessageOutcome::Delivered { .. }));
+    assert!(matches!(rb.unwrap().1, MessageOutcome::Delivered { .. }));
+    let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+    assert_eq!(&body(&mut b, &mut seen_b).await[..], b"from the offerer");
+    assert_eq!(&body(&mut a, &mut seen_a).await[..], b"from the answerer");
+    // Whichever side closes first ends the other's session (connection lost): both end.
+    let (sa, sb) = within(async { tokio::join!(a.shutdown(), b.shutdown()) }).await;
+    for r in [sa, sb] {
+        assert!(matches!(r, Ok(()) | Err(DriverError::Ended)), "{r:?}");
+    }
+}
+
+/// An offerer that can play either role offers `a=setup:actpass` (RFC 4145 §4.1,
+/// RFC 6135 §4) and does what the answer leaves to it: it accepts when the answerer is
+/// active and connects when the answerer is passive; an actpass answerer chooses active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actpass_offerer_connects_or_accepts_as_the_answer_says() {
+    let opts = TransportOptions::default;
+    // 1. The answerer connects: the offerer accepts on the port in its a=path.
+    let mut off = MsrpNegotiation::actpass(ConnectorActpass::direct(opts())).unwrap();
+    let mut ans = MsrpNegotiation::new(ConnectorDirect::new(opts()), Role::Active);
+    let offer = off.offer(MsrpDescription::chat()).await.unwrap();
+    assert!(offer.to_lines().iter().any(|l| l == "a=setup:actpass"));
+    assert!(off.role_open());
+    let answer = ans.answer(&offer, MsrpDescription::chat()).await.unwrap();
+    assert!(answer.to_lines().iter().any(|l| l == "a=setup:active"));
+    let (na, nb) = tokio::join!(off.complete(&answer), ans.complete(&offer));
+    let (na, nb) = (na.unwrap(), nb.unwrap());
+    assert_eq!((na.role(), nb.role()), (Role::Passive, Role::Active));
+    both_ways(na, nb).await;
+
+    // 2. The answerer listens: the offerer connects to it, from the URI it offered.
+    let mut off = MsrpNegotiation::actpass(ConnectorActpass::direct(opts())).unwrap();
+    let mut ans = MsrpNegotiation::new(AcceptorDirect::new(opts()), Role::Passive);
+    let offer = off.offer(MsrpDescription::chat()).await.unwrap();
+    let answer = ans.answer(&offer, MsrpDescription::chat()).await.unwrap();
+    assert!(answer.to_lines().iter().any(|l| l == "a=setup:passive"));
+    let (na, nb) = tokio::join!(off.complete(&answer), ans.complete(&offer));
+    let (na, nb) = (na.unwrap(), nb.unwrap());
+    assert_eq!((na.role(), nb.role()), (Role::Active, Role::Passive));
+    both_ways(na, nb).await;
+
+    // 3. Both can do either: the answerer picks active.
+    let mut off = MsrpNegotiation::actpass(ConnectorActpass::direct(opts())).unwrap();
+    let mut ans = MsrpNegotiation::actpass(ConnectorActpass::direct(opts())).unwrap();
+    let offer = off.offer(MsrpDescription::chat()).await.unwrap();
+    let answer = ans.answer(&offer, MsrpDescription::chat()).await.unwrap();
+    assert_eq!(ans.role(), Role::Active);
+    assert!(answer.to_lines().iter().any(|l| l == "a=setup:active"));
+    let (na, nb) = tokio::join!(off.complete(&answer), ans.complete(&offer));
+    let (na, nb) = (na.unwrap(), nb.unwrap());
+    assert_eq!((na.role(), nb.role()), (Role::Passive, Role::Active));
+    both_ways(na, nb).await;
+
+    // 4. An answer must choose: actpass in an answer is refused, typed.
+    let mut off = MsrpNegotiation::actpass(ConnectorActpass::direct(opts())).unwrap();
+    let offer = off.offer(MsrpDescription::chat()).await.unwrap();
+    let mut bad = offer.clone();
+    bad.attributes.setup = Some(huddle_msrp::sdp::Setup::ActPass);
+    assert!(matches!(
+        off.complete(&bad).await,
+        Err(NegotiateError::Mismatch(_))
+    ));
+    // A connector with a fixed role cannot offer actpass.
+    assert!(matches!(
+        MsrpNegotiation::actpass(ConnectorDirect::new(opts())),
+        Err(NegotiateError::Connect(ConnectError::RoleFixed))
+    ));
+}
+
+/// The same through huddle's relay: the actpass offerer sends the binding SEND on its
+/// relay connection when the answerer is passive, and waits for it when it is active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actpass_offerer_through_a_relay_takes_either_role() {
+    let mut creds = CredentialStore::new();
+    creds.insert("alice", "secret");
+    creds.insert("bob", "hunter2");
+    let relay = RelayServer::start(
+        ServerConfig::new(vec![ListenerConfig::tcp("127.0.0.1:0".parse().unwrap())]),
+        creds,
+    )
+    .await
+    .unwrap();
+    let settings = |user: &str, pw: &str| RelaySettings {
+        relay_uri: relay.uri().clone(),
+        username: user.to_owned(),
+        password: pw.to_owned(),
+        expires: Some(600),
+    };
+    let opts = TransportOptions::default;
+    for answerer_active in [false, true] {
+        let mut off =
+            MsrpNegotiation::actpass(ConnectorActpass::relay(settings("alice", "secret"), opts()))
+                .unwrap();
+        let offer = off.offer(MsrpDescription::chat()).await.unwrap();
+        assert_eq!(offer.attributes.path.as_ref().unwrap().len(), 2);
+        let bob = settings("bob", "hunter2");
+        let (na, nb) = if answerer_active {
+            let mut ans = MsrpNegotiation::new(ConnectorRelay::new(bob, opts()), Role::Active);
+            let answer = ans.answer(&offer, MsrpDescription::chat()).await.unwrap();
+            let (na, nb) = tokio::join!(off.complete(&answer), ans.complete(&offer));
+            (na.unwrap(), nb.unwrap())
+        } else {
+            let mut ans = MsrpNegotiation::new(AcceptorRelay::new(bob, opts()), Role::Passive);
+            let answer = ans.answer(&offer, MsrpDescription::chat()).await.unwrap();
+            let (na, nb) = tokio::join!(off.complete(&answer), ans.complete(&offer));
+            (na.unwrap(), nb.unwrap())
+        };
+        let expected = if answerer_active {
+            Role::Passive
+        } else {
+            Role::Active
+        };
+        assert_eq!(na.role(), expected);
+        both_ways(na, nb).await;
+    }
     relay.shutdown().await;
 }
 

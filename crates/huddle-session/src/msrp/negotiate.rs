@@ -13,6 +13,10 @@
 //!    descriptions are checked against each other, the connector binds, and the result
 //!    is a [`Negotiated`] connection, ready to be driven.
 //!
+//! An endpoint that can play either role wraps a [`ConnectorActpass`] with
+//! [`MsrpNegotiation::actpass`]: as offerer it offers `a=setup:actpass` and connects or
+//! accepts as the answer's `a=setup` says; as answerer it picks its role from the offer.
+//!
 //! The descriptions travel however the application likes: SDP lines
 //! ([`MsrpDescription::to_lines`]) or Jingle (`super::jingle`).
 //!
@@ -20,6 +24,7 @@
 //! [`AcceptorDirect`]: huddle_transport::msrp::AcceptorDirect
 //! [`ConnectorRelay`]: huddle_transport::msrp::ConnectorRelay
 //! [`AcceptorRelay`]: huddle_transport::msrp::AcceptorRelay
+//! [`ConnectorActpass`]: huddle_transport::msrp::ConnectorActpass
 
 use std::io;
 use std::pin::Pin;
@@ -193,6 +198,8 @@ pub enum NegotiateError {
 pub struct MsrpNegotiation<C> {
     connector: C,
     role: Role,
+    /// The role is still open (an actpass connector before the other side's setup).
+    either: bool,
     local: Option<MsrpDescription>,
 }
 
@@ -203,13 +210,60 @@ impl<C: MsrpConnector> MsrpNegotiation<C> {
         MsrpNegotiation {
             connector,
             role,
+            either: false,
             local: None,
         }
     }
 
-    /// The role.
+    /// A negotiation whose connector can play either role (such as
+    /// [`huddle_transport::msrp::ConnectorActpass`]): the role is settled by the other
+    /// side's `a=setup` (RFC 4145 §4.1, RFC 6135 §4). As offerer it offers
+    /// `a=setup:actpass` and takes the role the answer leaves; as answerer it is active
+    /// for an `actpass` or `passive` offer and passive for an `active` one. A connector
+    /// with a fixed role is [`ConnectError::RoleFixed`].
+    pub fn actpass(connector: C) -> Result<Self, NegotiateError> {
+        if !connector.can_choose_role() {
+            return Err(ConnectError::RoleFixed.into());
+        }
+        Ok(MsrpNegotiation {
+            connector,
+            role: Role::Passive,
+            either: true,
+            local: None,
+        })
+    }
+
+    /// The role; for [`MsrpNegotiation::actpass`], settled once the other side's
+    /// description was seen (`answer` or `complete`), [`Role::Passive`] until then.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// Whether the role is still open (an actpass offer before the answer).
+    pub fn role_open(&self) -> bool {
+        self.either
+    }
+
+    /// Settles an open role against the other side's `a=setup`.
+    fn settle(&mut self, remote: &MsrpDescription, answering: bool) -> Result<(), NegotiateError> {
+        if !self.either {
+            return Ok(());
+        }
+        // RFC 4145 §4.1: an absent a=setup means active; the answer must choose active or
+        // passive (actpass is for offers only; holdconn asks for no connection).
+        let theirs = remote.attributes.setup.unwrap_or(Setup::Active);
+        self.role = match theirs {
+            Setup::Active => Role::Passive,
+            Setup::Passive => Role::Active,
+            // An actpass offer leaves the choice to us: connecting at once needs no
+            // further round trip.
+            Setup::ActPass if answering => Role::Active,
+            Setup::ActPass => return Err(NegotiateError::Mismatch("a=setup:actpass in an answer")),
+            Setup::HoldConn => return Err(NegotiateError::Mismatch("a=setup:holdconn")),
+        };
+        self.connector.set_active(self.role == Role::Active)?;
+        self.either = false;
+        Ok(())
     }
 
     async fn describe(
@@ -221,8 +275,13 @@ impl<C: MsrpConnector> MsrpNegotiation<C> {
         }
         // RFC 4975 §8.1: a=path is the full local path (relays first, our URI last).
         local.attributes.path = Some(self.connector.prepare().await?);
-        // RFC 6135 §4 / RFC 4145 §4: a=setup says which end connects.
-        local.attributes.setup = Some(self.role.setup());
+        // RFC 6135 §4 / RFC 4145 §4: a=setup says which end connects; an offerer that
+        // can do either says actpass.
+        local.attributes.setup = Some(if self.either {
+            Setup::ActPass
+        } else {
+            self.role.setup()
+        });
         self.local = Some(local.clone());
         Ok(local)
     }
@@ -244,6 +303,10 @@ impl<C: MsrpConnector> MsrpNegotiation<C> {
         offer: &MsrpDescription,
         mut local: MsrpDescription,
     ) -> Result<MsrpDescription, NegotiateError> {
+        if self.local.is_some() {
+            return Err(NegotiateError::OutOfOrder);
+        }
+        self.settle(offer, true)?;
         check_remote(self.role, offer)?;
         if offer.media != local.media {
             return Err(NegotiateError::Mismatch("chat against file"));
@@ -275,7 +338,10 @@ impl<C: MsrpConnector> MsrpNegotiation<C> {
         let Some(local) = self.local.take() else {
             return Err(NegotiateError::OutOfOrder);
         };
-        if let Err(e) = check_pair(self.role, &local, remote) {
+        if let Err(e) = self
+            .settle(remote, false)
+            .and_then(|()| check_pair(self.role, &local, remote))
+        {
             self.connector.cleanup();
             return Err(e);
         }
@@ -295,6 +361,7 @@ impl<C: MsrpConnector> MsrpNegotiation<C> {
             config.max_incoming_message = max;
         }
         Ok(Negotiated {
+            role: self.role,
             local,
             remote: remote.clone(),
             config,
@@ -354,6 +421,7 @@ fn check_pair(
 /// both descriptions. Drive it with [`Negotiated::spawn`] or [`Negotiated::spawn_chat`].
 #[derive(Debug)]
 pub struct Negotiated {
+    role: Role,
     local: MsrpDescription,
     remote: MsrpDescription,
     config: MsrpConfig,
@@ -362,6 +430,11 @@ pub struct Negotiated {
 }
 
 impl Negotiated {
+    /// The role this side played (who connected and sent the binding SEND).
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
     /// Our description.
     pub fn local(&self) -> &MsrpDescription {
         &self.local

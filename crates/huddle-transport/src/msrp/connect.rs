@@ -11,6 +11,9 @@
 //! From-Path (RFC 4975 §5.4, §7.3: the active endpoint sends first); `cleanup()` releases
 //! what `prepare` took when `complete` cannot be called. Each is good for one session:
 //! using one again is [`ConnectError::AlreadyUsed`].
+//!
+//! [`ConnectorActpass`] plays either role, chosen after the offer/answer (an offer with
+//! `a=setup:actpass`, RFC 4145 §4.1 / RFC 6135 §4).
 
 use std::future::Future;
 use std::io;
@@ -76,6 +79,10 @@ pub enum ConnectError {
     /// The session id is already registered on this server.
     #[error("session URI already registered")]
     Duplicate,
+    /// [`MsrpConnector::set_active`] on a connector whose role is fixed (only
+    /// [`ConnectorActpass`] chooses its role after the offer/answer).
+    #[error("this connector's role is fixed")]
+    RoleFixed,
 }
 
 /// The common interface of the connectors and acceptors (msrplib's).
@@ -93,6 +100,21 @@ pub trait MsrpConnector {
     /// Releases what `prepare` took (listening socket, relay connection). After it the
     /// connector is used up.
     fn cleanup(&mut self);
+
+    /// Whether this connector can play either role, chosen with
+    /// [`MsrpConnector::set_active`] before `complete` (it may offer `a=setup:actpass`,
+    /// RFC 4145 §4.1). False for the four fixed connectors.
+    fn can_choose_role(&self) -> bool {
+        false
+    }
+
+    /// Chooses the role `complete` plays: active (connect if needed and send the binding
+    /// SEND) or passive (wait for the peer's). Connectors with a fixed role answer
+    /// [`ConnectError::RoleFixed`].
+    fn set_active(&mut self, active: bool) -> Result<(), ConnectError> {
+        let _ = active;
+        Err(ConnectError::RoleFixed)
+    }
 }
 
 #[derive(Debug)]
@@ -201,6 +223,138 @@ async fn resolve(host: &Host, port: u16) -> Result<SocketAddr, ConnectError> {
     })
 }
 
+/// Listens where `wanted` says (127.0.0.1, any port, plain TCP by default); returns
+/// the listener and the URI to announce, with the real port and a session id.
+async fn listen(wanted: Option<MsrpUri>) -> Result<(TcpListener, MsrpUri), ConnectError> {
+    let (host, port, secure, sid) = match &wanted {
+        Some(u) => (
+            u.host().clone(),
+            u.port().unwrap_or(0),
+            u.secure(),
+            u.session_id().map(str::to_owned),
+        ),
+        None => (Host::V4([127, 0, 0, 1].into()), 0, false, None),
+    };
+    let listener = TcpListener::bind(resolve(&host, port).await?).await?;
+    let addr = listener.local_addr()?;
+    let uri = match wanted {
+        Some(u) => {
+            let u = u.with_port(Some(addr.port()));
+            match sid {
+                Some(_) => u,
+                None => u.with_session_id(&super::new_session_id())?,
+            }
+        }
+        None => uri_for(addr, secure, None)?,
+    };
+    Ok((listener, uri))
+}
+
+/// The active side without a relay: connects to the first URI of the remote path and
+/// sends the binding SEND from `local_uri`.
+async fn direct_active(
+    local_uri: MsrpUri,
+    remote_path: &[MsrpUri],
+    options: &TransportOptions,
+) -> Result<MsrpTransport, ConnectError> {
+    let first = remote_path.first().ok_or(ConnectError::EmptyRemotePath)?;
+    // RFC 4975 §5.4 / §6: connect to the first URI of the path.
+    let stream = MsrpStream::connect(first, &options.tls).await?;
+    let mut t = MsrpTransport::new(stream, local_uri, options)?;
+    t.set_remote_path(remote_path.to_vec());
+    bind_active(&mut t, options).await?;
+    Ok(t)
+}
+
+/// The passive side without a relay: accepts on `listener` until a connection brings
+/// the binding SEND for `local_uri` from the remote path's last URI.
+async fn direct_passive(
+    listener: TcpListener,
+    local_uri: MsrpUri,
+    remote_path: &[MsrpUri],
+    options: &TransportOptions,
+) -> Result<MsrpTransport, ConnectError> {
+    if remote_path.is_empty() {
+        return Err(ConnectError::EmptyRemotePath);
+    }
+    let deadline = Instant::now() + options.bind_timeout;
+    let secure = local_uri.secure();
+    // Several connections may arrive (a stray or hostile one among them): each reads
+    // its first frame concurrently, so a silent one cannot block the right one.
+    let mut binding = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, _) = accepted?;
+                binding.spawn(first_chunk(
+                    tcp,
+                    secure,
+                    local_uri.clone(),
+                    options.clone(),
+                    deadline,
+                ));
+            }
+            Some(done) = binding.join_next() => {
+                let Ok(Ok((t, chunk))) = done else { continue };
+                match answer_binding(t, &chunk, &local_uri, remote_path).await {
+                    Ok(t) => return Ok(t),
+                    Err(_) => continue,
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => return Err(ConnectError::BindTimeout),
+        }
+    }
+}
+
+/// The active side on a prepared relay connection: the binding SEND goes through the
+/// relay, which answers it hop by hop (RFC 4976 §7.3).
+async fn relay_active(
+    mut t: MsrpTransport,
+    remote_path: &[MsrpUri],
+    options: &TransportOptions,
+) -> Result<MsrpTransport, ConnectError> {
+    if remote_path.is_empty() {
+        return Err(ConnectError::EmptyRemotePath);
+    }
+    t.set_remote_path(remote_path.to_vec());
+    bind_active(&mut t, options).await?;
+    Ok(t)
+}
+
+/// The passive side on a prepared relay connection: waits for the peer's binding SEND
+/// and answers it.
+async fn relay_passive(
+    mut t: MsrpTransport,
+    remote_path: &[MsrpUri],
+    options: &TransportOptions,
+) -> Result<MsrpTransport, ConnectError> {
+    if remote_path.is_empty() {
+        return Err(ConnectError::EmptyRemotePath);
+    }
+    t.set_remote_path(remote_path.to_vec());
+    let deadline = Instant::now() + options.bind_timeout;
+    loop {
+        let chunk = match tokio::time::timeout_at(deadline, t.read_chunk()).await {
+            Err(_) => return Err(ConnectError::BindTimeout),
+            Ok(Err(TransportError::BadFrame(_))) => continue,
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(c)) => c,
+        };
+        if chunk.method() != Some(&Method::SEND) {
+            continue;
+        }
+        // RFC 4975 §7.3: a SEND for another session gets 481; keep waiting for ours.
+        match t.accept_incoming_send(&chunk).await {
+            Ok(()) => {
+                t.respond(&chunk, StatusCode::OK, None).await?;
+                return Ok(t);
+            }
+            Err(TransportError::WrongSession(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// The calling endpoint without a relay: connects to the first URI of the remote path
 /// and sends the binding SEND.
 #[derive(Debug)]
@@ -243,13 +397,7 @@ impl MsrpConnector for ConnectorDirect {
 
     async fn complete(&mut self, remote_path: &[MsrpUri]) -> Result<MsrpTransport, ConnectError> {
         let local_uri = self.phase.take_prepared()?;
-        let first = remote_path.first().ok_or(ConnectError::EmptyRemotePath)?;
-        // RFC 4975 §5.4 / §6: connect to the first URI of the path.
-        let stream = MsrpStream::connect(first, &self.options.tls).await?;
-        let mut t = MsrpTransport::new(stream, local_uri, &self.options)?;
-        t.set_remote_path(remote_path.to_vec());
-        bind_active(&mut t, &self.options).await?;
-        Ok(t)
+        direct_active(local_uri, remote_path, &self.options).await
     }
 
     fn cleanup(&mut self) {
@@ -288,64 +436,14 @@ impl AcceptorDirect {
 impl MsrpConnector for AcceptorDirect {
     async fn prepare(&mut self) -> Result<Vec<MsrpUri>, ConnectError> {
         self.phase.start()?;
-        let wanted = self.local_uri.take();
-        let (host, port, secure, sid) = match &wanted {
-            Some(u) => (
-                u.host().clone(),
-                u.port().unwrap_or(0),
-                u.secure(),
-                u.session_id().map(str::to_owned),
-            ),
-            None => (Host::V4([127, 0, 0, 1].into()), 0, false, None),
-        };
-        let listener = TcpListener::bind(resolve(&host, port).await?).await?;
-        let addr = listener.local_addr()?;
-        let uri = match wanted {
-            Some(u) => {
-                let u = u.with_port(Some(addr.port()));
-                match sid {
-                    Some(_) => u,
-                    None => u.with_session_id(&super::new_session_id())?,
-                }
-            }
-            None => uri_for(addr, secure, None)?,
-        };
+        let (listener, uri) = listen(self.local_uri.take()).await?;
         self.phase = Phase::Prepared((listener, uri.clone()));
         Ok(vec![uri])
     }
 
     async fn complete(&mut self, remote_path: &[MsrpUri]) -> Result<MsrpTransport, ConnectError> {
         let (listener, local_uri) = self.phase.take_prepared()?;
-        if remote_path.is_empty() {
-            return Err(ConnectError::EmptyRemotePath);
-        }
-        let deadline = Instant::now() + self.options.bind_timeout;
-        let secure = local_uri.secure();
-        // Several connections may arrive (a stray or hostile one among them): each
-        // reads its first frame concurrently, so a silent one cannot block the right one.
-        let mut binding = JoinSet::new();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (tcp, _) = accepted?;
-                    binding.spawn(first_chunk(
-                        tcp,
-                        secure,
-                        local_uri.clone(),
-                        self.options.clone(),
-                        deadline,
-                    ));
-                }
-                Some(done) = binding.join_next() => {
-                    let Ok(Ok((t, chunk))) = done else { continue };
-                    match answer_binding(t, &chunk, &local_uri, remote_path).await {
-                        Ok(t) => return Ok(t),
-                        Err(_) => continue,
-                    }
-                }
-                () = tokio::time::sleep_until(deadline) => return Err(ConnectError::BindTimeout),
-            }
-        }
+        direct_passive(listener, local_uri, remote_path, &self.options).await
     }
 
     fn cleanup(&mut self) {
@@ -444,13 +542,8 @@ impl MsrpConnector for ConnectorRelay {
     }
 
     async fn complete(&mut self, remote_path: &[MsrpUri]) -> Result<MsrpTransport, ConnectError> {
-        let mut t = self.phase.take_prepared()?;
-        if remote_path.is_empty() {
-            return Err(ConnectError::EmptyRemotePath);
-        }
-        t.set_remote_path(remote_path.to_vec());
-        bind_active(&mut t, &self.options).await?;
-        Ok(t)
+        let t = self.phase.take_prepared()?;
+        relay_active(t, remote_path, &self.options).await
     }
 
     fn cleanup(&mut self) {
@@ -496,35 +589,128 @@ impl MsrpConnector for AcceptorRelay {
     }
 
     async fn complete(&mut self, remote_path: &[MsrpUri]) -> Result<MsrpTransport, ConnectError> {
-        let mut t = self.phase.take_prepared()?;
-        if remote_path.is_empty() {
-            return Err(ConnectError::EmptyRemotePath);
+        let t = self.phase.take_prepared()?;
+        relay_passive(t, remote_path, &self.options).await
+    }
+
+    fn cleanup(&mut self) {
+        self.phase = Phase::Used;
+    }
+}
+
+/// What a [`ConnectorActpass`] prepared.
+#[derive(Debug)]
+enum ActpassPrepared {
+    /// Listening, and able to connect from the same URI.
+    Direct(TcpListener, MsrpUri),
+    /// Authenticated at the relay.
+    Relay(Box<MsrpTransport>),
+}
+
+/// An endpoint that can play either role, chosen after the offer/answer: it offers
+/// `a=setup:actpass` (RFC 4145 §4.1, used for MSRP by RFC 6135 §4) and then connects or
+/// accepts as the answer's `a=setup` asks ([`MsrpConnector::set_active`] before
+/// `complete`; passive until told otherwise).
+///
+/// Without a relay `prepare` listens (like [`AcceptorDirect`]) and the announced URI also
+/// names the session when it connects (like [`ConnectorDirect`] with that local URI);
+/// through a relay it authenticates (like [`ConnectorRelay`]) and then sends or waits for
+/// the binding SEND on the relay connection.
+#[derive(Debug)]
+pub struct ConnectorActpass {
+    options: TransportOptions,
+    relay: Option<RelaySettings>,
+    local_uri: Option<MsrpUri>,
+    active: bool,
+    phase: Phase<ActpassPrepared>,
+    grant: Option<Grant>,
+}
+
+impl ConnectorActpass {
+    /// Without a relay, listening on `127.0.0.1`, any port, plain TCP, unless
+    /// [`ConnectorActpass::with_local_uri`] says otherwise.
+    pub fn direct(options: TransportOptions) -> Self {
+        ConnectorActpass {
+            options,
+            relay: None,
+            local_uri: None,
+            active: false,
+            phase: Phase::New,
+            grant: None,
         }
-        t.set_remote_path(remote_path.to_vec());
-        let deadline = Instant::now() + self.options.bind_timeout;
-        loop {
-            let chunk = match tokio::time::timeout_at(deadline, t.read_chunk()).await {
-                Err(_) => return Err(ConnectError::BindTimeout),
-                Ok(Err(TransportError::BadFrame(_))) => continue,
-                Ok(Err(e)) => return Err(e.into()),
-                Ok(Ok(c)) => c,
-            };
-            if chunk.method() != Some(&Method::SEND) {
-                continue;
+    }
+
+    /// Through the relay described by `settings`.
+    pub fn relay(settings: RelaySettings, options: TransportOptions) -> Self {
+        ConnectorActpass {
+            relay: Some(settings),
+            ..ConnectorActpass::direct(options)
+        }
+    }
+
+    /// Listens on this URI's host and port (direct only; see
+    /// [`AcceptorDirect::with_local_uri`]).
+    pub fn with_local_uri(mut self, uri: MsrpUri) -> Self {
+        self.local_uri = Some(uri);
+        self
+    }
+
+    /// The relay's grant, after `prepare` through a relay.
+    pub fn grant(&self) -> Option<&Grant> {
+        self.grant.as_ref()
+    }
+
+    /// The role `complete` will play.
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+}
+
+impl MsrpConnector for ConnectorActpass {
+    async fn prepare(&mut self) -> Result<Vec<MsrpUri>, ConnectError> {
+        self.phase.start()?;
+        self.phase = Phase::Used;
+        match &self.relay {
+            Some(settings) => {
+                let (t, grant, path) = prepare_relay(settings, &self.options).await?;
+                self.grant = Some(grant);
+                self.phase = Phase::Prepared(ActpassPrepared::Relay(Box::new(t)));
+                Ok(path)
             }
-            // RFC 4975 §7.3: a SEND for another session gets 481; keep waiting for ours.
-            match t.accept_incoming_send(&chunk).await {
-                Ok(()) => {
-                    t.respond(&chunk, StatusCode::OK, None).await?;
-                    return Ok(t);
-                }
-                Err(TransportError::WrongSession(_)) => continue,
-                Err(e) => return Err(e.into()),
+            None => {
+                let (listener, uri) = listen(self.local_uri.take()).await?;
+                self.phase = Phase::Prepared(ActpassPrepared::Direct(listener, uri.clone()));
+                Ok(vec![uri])
             }
+        }
+    }
+
+    async fn complete(&mut self, remote_path: &[MsrpUri]) -> Result<MsrpTransport, ConnectError> {
+        let opts = &self.options;
+        match (self.phase.take_prepared()?, self.active) {
+            // The listener is dropped: the peer waits for our connection instead.
+            (ActpassPrepared::Direct(_, uri), true) => direct_active(uri, remote_path, opts).await,
+            (ActpassPrepared::Direct(listener, uri), false) => {
+                direct_passive(listener, uri, remote_path, opts).await
+            }
+            (ActpassPrepared::Relay(t), true) => relay_active(*t, remote_path, opts).await,
+            (ActpassPrepared::Relay(t), false) => relay_passive(*t, remote_path, opts).await,
         }
     }
 
     fn cleanup(&mut self) {
         self.phase = Phase::Used;
+    }
+
+    fn can_choose_role(&self) -> bool {
+        true
+    }
+
+    fn set_active(&mut self, active: bool) -> Result<(), ConnectError> {
+        if matches!(self.phase, Phase::Used) {
+            return Err(ConnectError::AlreadyUsed);
+        }
+        self.active = active;
+        Ok(())
     }
 }

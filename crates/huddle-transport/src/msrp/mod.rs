@@ -25,7 +25,8 @@ pub mod trafficlog;
 pub mod transport;
 
 pub use connect::{
-    AcceptorDirect, AcceptorRelay, ConnectError, ConnectorDirect, ConnectorRelay, MsrpConnector,
+    AcceptorDirect, AcceptorRelay, ConnectError, ConnectorActpass, ConnectorDirect, ConnectorRelay,
+    MsrpConnector,
 };
 pub use server::MsrpServer;
 pub use shared::{SharedConnection, SharedError, SharedSession};
