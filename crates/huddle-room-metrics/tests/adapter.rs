@@ -14,6 +14,7 @@ use huddle_session::carrier::{
     CarrierEvent, CarrierManager, SessionId, StreamId, StreamOptions, StreamState, StreamType,
 };
 use huddle_session::jingle::{self, Config, SessionState};
+use huddle_session::signaling::ChannelSignaling;
 use tokio::sync::mpsc;
 
 const ALICE: &str = "alice@example.com/a";
@@ -97,7 +98,11 @@ fn pair() -> (Side, Side) {
     });
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let side = |me: &str, out, rx| Side {
-        ep: CarrierEndpoint::spawn(CarrierManager::new(Config::new(jid(me))), out, rx, lo),
+        ep: CarrierEndpoint::spawn(
+            CarrierManager::new(Config::new(jid(me))),
+            ChannelSignaling::new(jid(me), out, rx),
+            lo,
+        ),
         adapter: SessionAdapter::new(Tracker::new(Variant::WithCleanup)),
         posted: Vec::new(),
         log: Vec::new(),

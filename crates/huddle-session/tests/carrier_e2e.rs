@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use huddle_jingle::{Iq, Jid};
+use huddle_jingle::Jid;
 use huddle_session::carrier::driver::{
     AppEvent, CarrierEndpoint, StreamIo, forward_port, receive_file, send_file, serve_services,
 };
@@ -17,6 +17,7 @@ use huddle_session::carrier::{
     StreamState, StreamType,
 };
 use huddle_session::jingle::Config;
+use huddle_session::signaling::SignalingHub;
 use huddle_transport::mux::{
     ChannelError, CloseReason, Connection, ConnectionError, Incoming, RefuseReason,
 };
@@ -89,6 +90,18 @@ impl Ep {
             .collect()
     }
 
+    /// Waits for the session's `SessionClosed`; returns its reason.
+    async fn closed(&mut self, s: SessionId) -> Option<huddle_jingle::Reason> {
+        self.seen = 0;
+        self.wait("session closed", |e| match e {
+            AppEvent::Carrier(CarrierEvent::SessionClosed { session, reason }) if *session == s => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .await
+    }
+
     async fn io(&mut self, s: SessionId, st: StreamId) -> StreamIo {
         self.seen = 0;
         self.wait("stream io", |e| match e {
@@ -103,37 +116,20 @@ impl Ep {
     }
 }
 
-/// Two endpoints whose IQs are routed to each other with `from` stamped. `rt_b` runs
-/// Bob's endpoint (and so every task it spawns) when given.
+/// Two endpoints on an in-memory signaling hub (it stamps `from`, as an XMPP server
+/// does). `rt_b` runs Bob's endpoint (and so every task it spawns) when given.
 fn pair(rt_b: Option<&tokio::runtime::Handle>) -> (Ep, Ep) {
-    let (a_out, mut a_out_rx) = mpsc::unbounded_channel::<Iq>();
-    let (b_out, mut b_out_rx) = mpsc::unbounded_channel::<Iq>();
-    let (a_in, a_in_rx) = mpsc::unbounded_channel::<Iq>();
-    let (b_in, b_in_rx) = mpsc::unbounded_channel::<Iq>();
-    tokio::spawn(async move {
-        while let Some(mut iq) = a_out_rx.recv().await {
-            iq.from = Some(jid(ALICE));
-            let _ = b_in.send(iq);
-        }
-    });
-    tokio::spawn(async move {
-        while let Some(mut iq) = b_out_rx.recv().await {
-            iq.from = Some(jid(BOB));
-            let _ = a_in.send(iq);
-        }
-    });
+    let hub = SignalingHub::new();
     let a = CarrierEndpoint::spawn(
         CarrierManager::new(Config::new(jid(ALICE))),
-        a_out,
-        a_in_rx,
+        hub.connect(jid(ALICE)),
         LOOPBACK,
     );
     let b = {
         let _guard = rt_b.map(|rt| rt.enter());
         CarrierEndpoint::spawn(
             CarrierManager::new(Config::new(jid(BOB))),
-            b_out,
-            b_in_rx,
+            hub.connect(jid(BOB)),
             LOOPBACK,
         )
     };
@@ -387,12 +383,19 @@ async fn two_streams_channels_port_forwarding_files_and_a_rejected_stream() {
     );
 
     // Alice closes: both ends see every stream closed, gracefully.
+    assert_eq!(a.ep.with(|m| m.session_count()), 1);
     a.ep.with(|m| m.close_session(s)).expect("close");
     for st in [StreamId(0), StreamId(1)] {
         a.wait_state(s, st, StreamState::Closed).await;
         b.wait_state(bs, st, StreamState::Closed).await;
         assert!(!b.states(bs, st).contains(&StreamState::Failed));
     }
+    // Once SessionClosed is out, neither manager keeps the session.
+    a.closed(s).await;
+    b.closed(bs).await;
+    assert_eq!(a.ep.with(|m| m.session_count()), 0);
+    assert_eq!(b.ep.with(|m| m.session_count()), 0);
+    assert!(b.ep.with(|m| m.jingle().is_empty()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,17 +434,10 @@ async fn a_vanished_peer_fails_the_streams_and_ends_the_session() {
     for st in [StreamId(0), StreamId(1)] {
         a.wait_state(s, st, StreamState::Failed).await;
     }
-    a.seen = 0;
-    let reason = a
-        .wait("session closed", |e| match e {
-            AppEvent::Carrier(CarrierEvent::SessionClosed { session, reason }) if *session == s => {
-                Some(reason.clone())
-            }
-            _ => None,
-        })
-        .await;
+    let reason = a.closed(s).await;
     assert_eq!(
         reason.map(|r| r.condition),
         Some(huddle_jingle::ReasonCondition::ConnectivityError)
     );
+    assert_eq!(a.ep.with(|m| m.session_count()), 0);
 }

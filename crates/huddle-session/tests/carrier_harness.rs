@@ -451,3 +451,129 @@ fn a_peer_that_vanishes_mid_session_fails_the_streams_and_ends_the_session() {
     );
     assert!(alice.m.jingle().is_empty(), "the Jingle session is gone");
 }
+
+#[test]
+fn closed_sessions_are_forgotten_and_the_counts_go_back_to_zero() {
+    for seed in 0..4 {
+        let mut sim = Sim::new(net(seed));
+        let a = sim.add(CarrierNode::new(ALICE, Answer::Accept(vec![])));
+        let b = sim.add(CarrierNode::new(
+            BOB,
+            Answer::Accept(vec![(StreamType::Application, StreamOptions::full())]),
+        ));
+        // Many sessions, opened and closed by either side in turn.
+        let mut sessions = Vec::new();
+        for _ in 0..10 {
+            let m = &mut sim.node_mut(a).m;
+            let s = m.new_session(jid(BOB));
+            m.add_stream(s, StreamType::Application, StreamOptions::full())
+                .expect("add");
+            m.request(s).expect("request");
+            sessions.push(s);
+        }
+        sim.run_until_idle().expect("idle");
+        assert_eq!(sim.node(a).m.session_count(), 10);
+        assert_eq!(sim.node(b).m.session_count(), 10);
+        // Bob's side of each session, found by its Jingle sid (requests may arrive in
+        // any order).
+        let bob_sessions: Vec<SessionId> = sim
+            .node(b)
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                CarrierEvent::SessionRequest { session, .. } => Some(*session),
+                _ => None,
+            })
+            .collect();
+        for (i, s) in sessions.iter().enumerate() {
+            if i % 2 == 0 {
+                sim.node_mut(a).m.close_session(*s).expect("close");
+            } else {
+                let sid = sim.node(a).m.sid(*s).expect("sid").to_owned();
+                let bs = *bob_sessions
+                    .iter()
+                    .find(|bs| sim.node(b).m.sid(**bs) == Some(sid.as_str()))
+                    .expect("bob's side");
+                sim.node_mut(b).m.close_session(bs).expect("close");
+            }
+        }
+        sim.run_until_idle().expect("idle");
+        for n in [a, b] {
+            let node = sim.node(n);
+            let closed = node
+                .events
+                .iter()
+                .filter(|e| matches!(e, CarrierEvent::SessionClosed { .. }))
+                .count();
+            assert_eq!(closed, 10, "seed {seed}: one SessionClosed per session");
+            assert_eq!(
+                node.m.session_count(),
+                0,
+                "seed {seed}: no closed session kept"
+            );
+            assert!(
+                node.m.jingle().is_empty(),
+                "seed {seed}: no Jingle session kept"
+            );
+        }
+        // A forgotten session is unknown to every command.
+        assert_eq!(
+            sim.node_mut(a).m.close_session(sessions[0]),
+            Err(CarrierError::UnknownSession(sessions[0]))
+        );
+        assert_eq!(sim.node(a).m.stream_state(sessions[0], StreamId(0)), None);
+    }
+}
+
+#[test]
+fn declined_and_unanswered_requests_are_forgotten_on_both_sides() {
+    let mut sim = Sim::new(net(7));
+    let a = sim.add(CarrierNode::new(ALICE, Answer::Accept(vec![])));
+    let b = sim.add(CarrierNode::new(
+        BOB,
+        Answer::Decline(603, "decline".into()),
+    ));
+    let s = {
+        let m = &mut sim.node_mut(a).m;
+        let s = m.new_session(jid(BOB));
+        m.add_stream(s, StreamType::Audio, StreamOptions::default())
+            .expect("add");
+        m.request(s).expect("request");
+        s
+    };
+    sim.run_until_idle().expect("idle");
+    // The decliner reports its side's end too.
+    let (bs, _) = sim.node(b).request().expect("request arrived");
+    assert!(sim.node(b).events.iter().any(|e| matches!(
+        e,
+        CarrierEvent::SessionClosed { session, reason: Some(r) }
+            if *session == bs && r.condition == huddle_jingle::ReasonCondition::Decline
+    )));
+    for n in [a, b] {
+        assert_eq!(sim.node(n).m.session_count(), 0);
+        assert!(sim.node(n).m.jingle().is_empty());
+    }
+    assert!(sim.node(a).events.iter().any(|e| matches!(
+        e,
+        CarrierEvent::SessionClosed { session, .. } if *session == s
+    )));
+
+    // A request to a vanished peer: it times out and is forgotten as well.
+    sim.disconnect(BOB);
+    let m = &mut sim.node_mut(a).m;
+    let s = m.new_session(jid(BOB));
+    m.add_stream(s, StreamType::Audio, StreamOptions::default())
+        .expect("add");
+    m.request(s).expect("request");
+    sim.run_for(Duration::from_secs(30)).expect("run");
+    assert_eq!(sim.node(a).m.session_count(), 0);
+    assert!(sim.node(a).m.jingle().is_empty());
+
+    // A session created and never requested is closed by the application.
+    let m = &mut sim.node_mut(a).m;
+    let s = m.new_session(jid(BOB));
+    assert_eq!(m.session_count(), 1);
+    m.close_session(s).expect("close");
+    sim.node_mut(a).drain();
+    assert_eq!(sim.node(a).m.session_count(), 0);
+}

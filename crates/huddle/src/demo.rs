@@ -32,7 +32,7 @@ use huddle_session::custom::{
 use huddle_session::msrp::driver::spawn;
 use huddle_session::msrp::file::FileOffer;
 use huddle_session::msrp::{MessageOutcome, MsrpEvent, SendOptions};
-use huddle_session::signaling::{HubEndpoint, SignalingHub};
+use huddle_session::signaling::{ChannelSignaling, HubEndpoint, SignalingHub};
 use huddle_transport::relay::server::{CredentialStore, RelayMetrics};
 use indicatif::ProgressBar;
 use sha1::Digest as _;
@@ -848,9 +848,8 @@ async fn carrier_session() -> Result<String> {
     }
     let mut a = CarrierParty {
         ep: CarrierEndpoint::spawn(
-            CarrierManager::new(Config::new(alice_jid)),
-            a_out,
-            a_in_rx,
+            CarrierManager::new(Config::new(alice_jid.clone())),
+            ChannelSignaling::new(alice_jid, a_out, a_in_rx),
             loopback,
         ),
         log: Vec::new(),
@@ -858,8 +857,7 @@ async fn carrier_session() -> Result<String> {
     let mut b = CarrierParty {
         ep: CarrierEndpoint::spawn(
             CarrierManager::new(Config::new(bob_jid.clone())),
-            b_out,
-            b_in_rx,
+            ChannelSignaling::new(bob_jid.clone(), b_out, b_in_rx),
             loopback,
         ),
         log: Vec::new(),

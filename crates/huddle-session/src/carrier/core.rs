@@ -482,10 +482,22 @@ impl CarrierManager {
         self.pump();
     }
 
-    /// Output: the next event.
+    /// Output: the next event. A session is forgotten once its
+    /// [`CarrierEvent::SessionClosed`] is polled (commands on it then fail with
+    /// [`CarrierError::UnknownSession`]), so closed sessions never pile up.
     pub fn poll_event(&mut self) -> Option<CarrierEvent> {
         self.pump();
-        self.events.pop_front()
+        let ev = self.events.pop_front()?;
+        if let CarrierEvent::SessionClosed { session, .. } = &ev {
+            self.forget(*session);
+        }
+        Some(ev)
+    }
+
+    /// How many sessions the manager holds (open ones, and closed ones whose
+    /// `SessionClosed` was not polled yet).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
     }
 
     /// Creates an outgoing session with `peer` (Carrier's `newSession`).
@@ -669,8 +681,10 @@ impl CarrierManager {
             r.text = reason.map(str::to_owned);
             r.extensions
                 .push(Element::new("status", NS_CARRIER).with_attr("code", status.to_string()));
-            s.phase = Phase::Closed;
-            self.jingle.end(&sid, Some(r), false)?;
+            self.jingle.end(&sid, Some(r.clone()), false)?;
+            // Over for us too: streams added so far close, and `SessionClosed` reports
+            // it (and lets the session be forgotten).
+            self.finish(session, StreamState::Closed, Some(r));
             return Ok(());
         }
         if s.streams.is_empty() {
@@ -839,12 +853,26 @@ impl CarrierManager {
         Ok(())
     }
 
-    /// Forgets a closed session.
+    /// Forgets a session at once, without closing it (sessions are forgotten on their
+    /// own once their `SessionClosed` is polled; this is for one the application drops
+    /// before that, e.g. one it created and never requested). Its Jingle session, if
+    /// still live, ends with a session-terminate to the peer; no events follow.
     pub fn remove_session(&mut self, session: SessionId) {
+        if let Some(sid) = self.sessions.get(&session).and_then(|s| s.sid.clone()) {
+            // The Jingle session may be gone already (ended by the peer).
+            let _ = self.jingle.end(&sid, None, false);
+        }
+        self.forget(session);
+    }
+
+    fn forget(&mut self, session: SessionId) {
         if let Some(s) = self.sessions.remove(&session)
             && let Some(sid) = s.sid
         {
             self.by_sid.remove(&sid);
+            let mut mb = lock(&self.mailbox);
+            mb.offers.remove(&sid);
+            mb.answers.remove(&sid);
         }
     }
 

@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use huddle_jingle::Iq;
 use huddle_transport::mux::{self, Channel, Connection, Incoming, RefuseReason, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,6 +26,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 
 use super::core::{Candidate, CarrierEvent, CarrierManager, SessionId, StreamId, StreamOptions};
+use crate::signaling::Signaling;
 
 /// Largest message on a plain stream.
 pub const MAX_MESSAGE: usize = 1 << 20;
@@ -124,8 +124,9 @@ struct Shared {
     wake: Notify,
 }
 
-/// A [`CarrierManager`] driven on tokio: signaling through two channels of IQs (the
-/// application routes them over its XMPP connection), streams over TCP.
+/// A [`CarrierManager`] driven on tokio: signaling through a [`Signaling`] channel (the
+/// application's XMPP connection, a [`ChannelSignaling`](crate::signaling::ChannelSignaling),
+/// or the in-memory hub), streams over TCP.
 #[derive(Debug)]
 pub struct CarrierEndpoint {
     shared: Arc<SharedHandle>,
@@ -146,21 +147,24 @@ fn lock(m: &Mutex<CarrierManager>) -> MutexGuard<'_, CarrierManager> {
 }
 
 impl CarrierEndpoint {
-    /// Starts the driver task: IQs to send go to `out`, IQs received come from `incoming`
-    /// (with their `from` set, as an XMPP server stamps it). Streams listen on `bind_ip`
-    /// (a loopback address in tests).
-    pub fn spawn(
+    /// Starts the driver task: IQs go out through `signaling` and come in from it (it
+    /// wakes the driver when one arrives; `from` stamped, as an XMPP server stamps it).
+    /// The manager's JID should be `signaling.jid()`. Streams listen on `bind_ip` (a loopback
+    /// address in tests).
+    pub fn spawn<S>(
         manager: CarrierManager,
-        out: mpsc::UnboundedSender<Iq>,
-        incoming: mpsc::UnboundedReceiver<Iq>,
+        signaling: S,
         bind_ip: std::net::IpAddr,
-    ) -> CarrierEndpoint {
+    ) -> CarrierEndpoint
+    where
+        S: Signaling + Send + 'static,
+    {
         let shared = Arc::new(SharedHandle(Shared {
             manager: Mutex::new(manager),
             wake: Notify::new(),
         }));
         let (etx, events) = mpsc::unbounded_channel();
-        let task = tokio::spawn(drive(shared.clone(), out, incoming, etx, bind_ip));
+        let task = tokio::spawn(drive(shared.clone(), signaling, etx, bind_ip));
         CarrierEndpoint {
             shared,
             events,
@@ -200,10 +204,9 @@ fn token() -> String {
     format!("{a:016x}{b:016x}")
 }
 
-async fn drive(
+async fn drive<S: Signaling>(
     shared: Arc<SharedHandle>,
-    out: mpsc::UnboundedSender<Iq>,
-    mut incoming: mpsc::UnboundedReceiver<Iq>,
+    mut signaling: S,
     etx: mpsc::UnboundedSender<AppEvent>,
     bind_ip: std::net::IpAddr,
 ) {
@@ -223,7 +226,8 @@ async fn drive(
                 let mut busy = false;
                 while let Some(iq) = m.poll_transmit(Instant::now()) {
                     busy = true;
-                    let _ = out.send(iq);
+                    // A closed channel shows up as the requests' reply timeouts.
+                    let _ = signaling.send(iq);
                 }
                 while let Some(ev) = m.poll_event() {
                     busy = true;
@@ -349,10 +353,20 @@ async fn drive(
         tokio::select! {
             // A closed signaling channel does not stop the streams: they run on until
             // they end (the endpoint's drop stops everything).
-            iq = incoming.recv(), if !signaling_closed => match iq {
-                Some(iq) => lock(&sh.manager).handle_iq(iq, Instant::now()),
-                None => signaling_closed = true,
-            },
+            iq = std::future::poll_fn(|cx| signaling.poll_recv(cx)), if !signaling_closed => {
+                match iq {
+                    Some(iq) => {
+                        let mut m = lock(&sh.manager);
+                        let now = Instant::now();
+                        m.handle_iq(iq, now);
+                        // Whatever else is there already, in the same turn.
+                        while let Some(iq) = signaling.try_recv() {
+                            m.handle_iq(iq, now);
+                        }
+                    }
+                    None => signaling_closed = true,
+                }
+            }
             () = sh.wake.notified() => {}
             Some(r) = rrx.recv() => match r {
                 Report::Connected { session, stream, tcp, role, options } => {
