@@ -672,8 +672,14 @@ fn find_end_line(finder: &memmem::Finder<'_>, buf: &[u8], mut from: usize, tid: 
     }
     loop {
         let Some(off) = finder.find(&buf[from..]) else {
-            // A candidate can only start in the last BODY_END.len() - 1 bytes.
-            return EndLine::Resume(from.max(buf.len().saturating_sub(BODY_END.len() - 1)));
+            // What is left is a candidate only if it starts like `BODY_END` (the first
+            // such position, or none): the same answer whatever `from` was, so where
+            // segments end does not depend on how the bytes arrived.
+            let tail = from.max(buf.len().saturating_sub(BODY_END.len() - 1));
+            let at = (tail..buf.len())
+                .find(|&p| BODY_END.starts_with(&buf[p..]))
+                .unwrap_or(buf.len());
+            return EndLine::Resume(at);
         };
         let at = from + off;
         match end_line_at(buf, at, tid) {

@@ -255,3 +255,50 @@ MSRP abcd 423 Interval Out-of-Bounds\r\nTo-Path: msrp://a/t;tcp\r\nFrom-Path: ms
     );
     assert_eq!(c423.status_code(), Some(StatusCode::INTERVAL_OUT_OF_BOUNDS));
 }
+
+/// Found by the `msrp_split` fuzz target: a body without its end-line, larger than the
+/// in-memory limit, whose last bytes hold CRs. Where its first segment ends must not
+/// depend on how the bytes arrived.
+#[test]
+fn segment_boundary_does_not_depend_on_arrival() {
+    let stream: &[u8] = b"MSRP 49fh AUTH\r\nTo-Path: msrps:/ple.com;tcp\r\nFrom-Path: /intra.exaAUTH\r\nTo-Pt:haa.examp$\r\n\r\n-a\xffMsrps\x00\x00\x00\x01P 4yea.ple.com;tcpps://\xed-Path: msrpt://iOSfhice.example.com.:9892\x00\x00\x00\x00js;tcp\r\n--\x00\x00\r--49fh$\r\nexample.$!\x02\x00\x00\x00\x00\x00\x00\r\n$!\x02\x00\x00\x00\x00\x00\x00\r\n";
+    let limits = Limits {
+        max_head_bytes: 1024,
+        max_headers: 16,
+        max_body_in_memory: 128,
+    };
+    let run = |sizes: &[usize]| {
+        let mut d = Decoder::new(limits);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut at = 0;
+        for (i, &n) in sizes.iter().enumerate() {
+            buf.extend_from_slice(&stream[at..at + n]);
+            at += n;
+            loop {
+                let r = if i + 1 == sizes.len() {
+                    d.decode_eof(&mut buf)
+                } else {
+                    d.decode(&mut buf)
+                };
+                match r {
+                    Ok(Some(c)) => out.push(Ok(c)),
+                    Ok(None) => break,
+                    Err(e) => {
+                        out.push(Err(format!("{:?}", e.kind())));
+                        if e.is_fatal() {
+                            return out;
+                        }
+                    }
+                }
+            }
+        }
+        out
+    };
+    let whole = run(&[stream.len()]);
+    assert_eq!(run(&[53, 105, 67]), whole);
+    assert!(
+        matches!(whole[0], Ok(ref c) if c.segment == Some(1)),
+        "{whole:?}"
+    );
+}
