@@ -394,6 +394,60 @@ fn many_small_messages_share_one_write() {
 }
 
 #[test]
+fn a_queue_larger_than_one_write_goes_out_whole_and_in_order() {
+    let mut sim = Sim::new(Config::default(), &["alice", "bob"]);
+    sim.join_all();
+    let bob = sim.peers[1].p.me().expect("bob");
+    // 40 messages of 60,000 bytes: 2.4 MB queued, more than one write carries.
+    let n = 40u8;
+    for i in 0..n {
+        sim.peers[0]
+            .p
+            .send(Recipient::One(bob), &vec![i; 60_000], sim.now)
+            .expect("send");
+    }
+    assert_eq!(
+        sim.peers[0].p.queued(),
+        usize::from(n) * (frame::DATA_HEADER + 60_000)
+    );
+    let mut writes = Vec::new();
+    while let Some(b) = sim.peers[0].p.poll_transmit() {
+        writes.push(b);
+    }
+    assert_eq!(sim.peers[0].p.queued(), 0);
+    assert!(writes.len() > 1, "{} writes", writes.len());
+    assert!(
+        writes.iter().all(|w| w.len() <= 256 * 1024),
+        "writes of at most 256 KiB"
+    );
+    // The writes, back to back, are the frames in order, none split or lost.
+    let mut all = BytesMut::new();
+    for w in &writes {
+        all.extend_from_slice(w);
+    }
+    for i in 0..n {
+        match frame::decode(&mut all) {
+            Ok(Some(Frame::Data { to, payload, .. })) => {
+                assert_eq!(to, Recipient::One(bob));
+                assert!(payload.len() == 60_000 && payload.iter().all(|b| *b == i));
+            }
+            other => panic!("frame {i}: {other:?}"),
+        }
+    }
+    assert!(all.is_empty());
+    // Through the host, Bob gets them all, in order.
+    for w in writes {
+        sim.peers[0].up.push_back((sim.now, w));
+    }
+    sim.run_until(|s| messages(&s.peers[1].events).len() == usize::from(n));
+    let got: Vec<u8> = messages(&sim.peers[1].events)
+        .iter()
+        .map(|(_, _, p)| p[0])
+        .collect();
+    assert_eq!(got, (0..n).collect::<Vec<_>>());
+}
+
+#[test]
 fn keepalives_hold_a_quiet_session_and_a_silent_participant_is_dropped() {
     let cfg = Config {
         keepalive_interval: Duration::from_secs(1),

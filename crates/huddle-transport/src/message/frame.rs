@@ -205,6 +205,12 @@ pub enum FrameError {
     Malformed(&'static str),
 }
 
+/// Bytes a DATA frame adds to its payload: length, kind, from, to.
+pub const DATA_HEADER: usize = 4 + 1 + 4 + 4;
+
+/// Room that any frame but HELLO, WELCOME, JOINED and DATA fits in.
+pub(crate) const CONTROL_ROOM: usize = 16;
+
 fn put_len_kind(out: &mut BytesMut, body_len: usize, kind: u8) {
     out.put_u32((1 + body_len) as u32);
     out.put_u8(kind);
@@ -213,11 +219,14 @@ fn put_len_kind(out: &mut BytesMut, body_len: usize, kind: u8) {
 /// Appends a DATA frame (the hot path: no intermediate `Frame`).
 pub fn put_data(out: &mut BytesMut, from: ParticipantId, to: Recipient, payload: &[u8]) {
     debug_assert!(payload.len() <= MAX_PAYLOAD);
-    out.reserve(4 + 1 + 8 + payload.len());
-    put_len_kind(out, 8 + payload.len(), 7);
-    out.put_u32(from.0);
-    out.put_u32(to.wire());
-    out.put_slice(payload);
+    let mut head = [0u8; DATA_HEADER];
+    head[..4].copy_from_slice(&((1 + 8 + payload.len()) as u32).to_be_bytes());
+    head[4] = 7;
+    head[5..9].copy_from_slice(&from.0.to_be_bytes());
+    head[9..].copy_from_slice(&to.wire().to_be_bytes());
+    out.reserve(DATA_HEADER + payload.len());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(payload);
 }
 
 /// Appends `frame`.

@@ -28,8 +28,9 @@
 //! - Every side sends a KEEPALIVE after [`Config::keepalive_interval`] without sending
 //!   anything, and declares the other side dead after [`Config::keepalive_timeout`]
 //!   without receiving anything.
-//! - Batching: all frames queued since the last write go out as one buffer
-//!   (`poll_transmit` returns everything), so many small messages share one write.
+//! - Batching: frames queued since the last write go out together (`poll_transmit`
+//!   returns them in blocks of up to 256 KiB, filled in place: a long queue is never
+//!   copied to grow), so many small messages share one write.
 //!   [`MessageClient::send_many`] queues a whole batch under one lock with one driver
 //!   wake-up, and [`MessageHost::recv_many`] takes every waiting event in one swap.
 //!

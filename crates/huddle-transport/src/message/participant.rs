@@ -1,6 +1,7 @@
 //! A participant's end of a Message-mode session (sans-IO).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::mem;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -63,6 +64,10 @@ pub enum ParticipantEvent {
     Ended(SessionEnd),
 }
 
+/// Bytes per output block. Frames are appended to the current block; one that does not
+/// fit seals it and starts a fresh block, so a growing queue is never copied.
+const BLOCK: usize = 256 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Joining,
@@ -71,13 +76,18 @@ enum State {
 }
 
 /// One participant connected to the session's host (see the [module docs](super) for
-/// the topology). Queue messages with [`send`](Self::send); everything queued goes out in
-/// one [`poll_transmit`](Self::poll_transmit), so many small messages share a write.
+/// the topology). Queue messages with [`send`](Self::send); what is queued goes out in
+/// blocks of up to 256 KiB through [`poll_transmit`](Self::poll_transmit), so many small
+/// messages share a write.
 #[derive(Debug)]
 pub struct Participant {
     state: State,
     roster: BTreeMap<ParticipantId, String>,
+    /// The block frames are appended to.
     out: BytesMut,
+    /// Sealed blocks waiting for `poll_transmit`, oldest first, and their total length.
+    sealed: VecDeque<Bytes>,
+    sealed_len: usize,
     events: VecDeque<ParticipantEvent>,
     live: Liveness,
     end: Option<SessionEnd>,
@@ -90,7 +100,7 @@ impl Participant {
         if name.len() > MAX_NAME_LEN {
             return Err(SendError::NameTooLong);
         }
-        let mut out = BytesMut::with_capacity(64 * 1024);
+        let mut out = BytesMut::with_capacity(BLOCK);
         frame::encode(
             &Frame::Hello {
                 version: VERSION,
@@ -102,6 +112,8 @@ impl Participant {
             state: State::Joining,
             roster: BTreeMap::new(),
             out,
+            sealed: VecDeque::new(),
+            sealed_len: 0,
             events: VecDeque::new(),
             live: Liveness::new(config, now),
             end: None,
@@ -129,7 +141,20 @@ impl Participant {
     /// Bytes queued and not yet handed to [`poll_transmit`](Self::poll_transmit): a
     /// driver stops accepting sends above its high-water mark.
     pub fn queued(&self) -> usize {
-        self.out.len()
+        self.sealed_len + self.out.len()
+    }
+
+    /// The current block with room for `n` more bytes: when it has too little, it is
+    /// sealed and a fresh one started (nothing queued is copied).
+    fn room(&mut self, n: usize) -> &mut BytesMut {
+        if self.out.capacity() - self.out.len() < n {
+            let full = mem::replace(&mut self.out, BytesMut::with_capacity(BLOCK.max(n)));
+            if !full.is_empty() {
+                self.sealed_len += full.len();
+                self.sealed.push_back(full.freeze());
+            }
+        }
+        &mut self.out
     }
 
     /// Queues a message. A payload over 64 KiB is refused before anything is queued.
@@ -142,7 +167,12 @@ impl Participant {
             State::Joining => return Err(SendError::NotJoined),
             State::Ended => return Err(SendError::Ended),
         };
-        frame::put_data(&mut self.out, me, to, payload);
+        frame::put_data(
+            self.room(frame::DATA_HEADER + payload.len()),
+            me,
+            to,
+            payload,
+        );
         self.live.sent(now);
         Ok(())
     }
@@ -150,7 +180,7 @@ impl Participant {
     /// Leaves the session (queues a BYE).
     pub fn leave(&mut self) {
         if self.state != State::Ended {
-            frame::encode(&Frame::Bye, &mut self.out);
+            frame::encode(&Frame::Bye, self.room(frame::CONTROL_ROOM));
             self.finish(SessionEnd::Left);
         }
     }
@@ -237,16 +267,18 @@ impl Participant {
         }
     }
 
-    /// Everything queued, as one buffer (one write for many messages).
+    /// The next bytes to write, oldest first: a block of up to 256 KiB holding every
+    /// frame queued in it (one write for many messages).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if let Some(b) = self.sealed.pop_front() {
+            self.sealed_len -= b.len();
+            return Some(b);
+        }
         if self.out.is_empty() {
             return None;
         }
-        let b = self.out.split().freeze();
-        // The next batch is likely as large as this one: one allocation up front (at most
-        // 256 KiB, kept while idle) instead of growing it by copies.
-        self.out.reserve(b.len().min(256 * 1024));
-        Some(b)
+        // The rest of the block stays with `out` for the next frames.
+        Some(self.out.split().freeze())
     }
 
     /// Events waiting for [`poll_event`](Self::poll_event).
@@ -272,7 +304,7 @@ impl Participant {
         if self.live.dead(now) {
             self.finish(SessionEnd::KeepAliveTimeout);
         } else if self.live.keepalive_due(now) {
-            frame::encode(&Frame::KeepAlive, &mut self.out);
+            frame::encode(&Frame::KeepAlive, self.room(frame::CONTROL_ROOM));
             self.live.sent(now);
         }
     }
