@@ -21,8 +21,8 @@ use huddle_session::msrp::{MessageOutcome, MsrpEvent, SendOptions};
 use huddle_session::signaling::{HubEndpoint, Signaling, SignalingHub};
 use huddle_transport::msrp::connect::RelaySettings;
 use huddle_transport::msrp::{
-    AcceptorDirect, AcceptorRelay, ConnectError, ConnectorActpass, ConnectorDirect, ConnectorRelay,
-    TransportOptions,
+    AcceptorDirect, AcceptorRelay, ConnectError, ConnectionPool, ConnectorActpass, ConnectorDirect,
+    ConnectorRelay, TransportOptions,
 };
 use huddle_transport::relay::server::{CredentialStore, ListenerConfig, RelayServer, ServerConfig};
 
@@ -598,6 +598,53 @@ async fn actpass_offerer_through_a_relay_takes_either_role() {
         assert_eq!(na.role(), expected);
         both_ways(na, nb).await;
     }
+    relay.shutdown().await;
+}
+
+// ------------------------------------------------------------------ shared connections
+
+/// Two MSRP sessions from alice through huddle's relay over one TCP connection
+/// (RFC 4975 §5.4): her connectors share a `ConnectionPool`; each session is negotiated,
+/// driven and delivers both ways as usual, and the relay sees one connection from her.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sessions_share_alices_relay_connection() {
+    let mut creds = CredentialStore::new();
+    creds.insert("alice", "secret");
+    creds.insert("bob", "hunter2");
+    let relay = RelayServer::start(
+        ServerConfig::new(vec![ListenerConfig::tcp("127.0.0.1:0".parse().unwrap())]),
+        creds,
+    )
+    .await
+    .unwrap();
+    let settings = |user: &str, pw: &str| RelaySettings {
+        relay_uri: relay.uri().clone(),
+        username: user.to_owned(),
+        password: pw.to_owned(),
+        expires: Some(600),
+    };
+    let pool = ConnectionPool::new();
+    let mut negotiated = Vec::new();
+    for _ in 0..2 {
+        let mut neg_a = MsrpNegotiation::new(
+            ConnectorRelay::new(settings("alice", "secret"), TransportOptions::default())
+                .with_pool(pool.clone()),
+            Role::Active,
+        );
+        let mut neg_b = MsrpNegotiation::new(
+            AcceptorRelay::new(settings("bob", "hunter2"), TransportOptions::default()),
+            Role::Passive,
+        );
+        let offer = neg_a.offer(MsrpDescription::chat()).await.unwrap();
+        let answer = neg_b.answer(&offer, MsrpDescription::chat()).await.unwrap();
+        let (na, nb) = tokio::join!(neg_a.complete(&answer), neg_b.complete(&offer));
+        negotiated.push((na.unwrap(), nb.unwrap()));
+    }
+    assert_eq!(pool.connections().await, 1);
+    let (first, second) = (negotiated.remove(0), negotiated.remove(0));
+    tokio::join!(both_ways(first.0, first.1), both_ways(second.0, second.1));
+    let m = relay.metrics().await.unwrap();
+    assert_eq!(m.connections_accepted, 3, "alice 1, bob 2: {m:?}");
     relay.shutdown().await;
 }
 

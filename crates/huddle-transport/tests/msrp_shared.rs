@@ -112,3 +112,174 @@ async fn three_sessions_share_one_connection_and_strangers_get_481() {
             .is_none()
     );
 }
+
+// ------------------------------------------------------------------ connection reuse
+
+mod reuse {
+    use super::*;
+    use huddle_msrp::Method;
+    use huddle_transport::msrp::connect::RelaySettings;
+    use huddle_transport::msrp::{
+        AcceptorRelay, ConnectionPool, ConnectorDirect, ConnectorRelay, MsrpConnector,
+        MsrpTransport,
+    };
+    use huddle_transport::relay::server::{
+        CredentialStore, ListenerConfig, RelayServer, ServerConfig,
+    };
+
+    const DEADLINE: Duration = Duration::from_secs(10);
+
+    /// A SEND from `a` reaches `b`, which answers 200; `a`'s transaction sees it.
+    async fn send_through(a: &mut MsrpTransport, b: &mut MsrpTransport, text: &str) {
+        let chunk = a
+            .make_chunk()
+            .data("text/plain", text.to_owned())
+            .build()
+            .unwrap();
+        let (resp, ()) = tokio::join!(a.transaction(&chunk, DEADLINE), async {
+            let got = timeout(DEADLINE, b.read_chunk()).await.unwrap().unwrap();
+            assert_eq!(got.body.as_deref(), Some(text.as_bytes()));
+            b.accept_incoming_send(&got).await.unwrap();
+            b.respond(&got, StatusCode::OK, None).await.unwrap();
+        });
+        assert_eq!(resp.unwrap().status_code(), Some(StatusCode::OK));
+    }
+
+    /// Two sessions from one endpoint through huddle's relay: with a pool, the second
+    /// AUTH and all its traffic use the first session's TCP connection (RFC 4975 §5.4);
+    /// the relay sees one connection from alice and one per session from bob.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_relay_sessions_share_one_tcp_connection() {
+        let mut creds = CredentialStore::new();
+        creds.insert("alice", "secret");
+        creds.insert("bob", "hunter2");
+        let relay = RelayServer::start(
+            ServerConfig::new(vec![ListenerConfig::tcp("127.0.0.1:0".parse().unwrap())]),
+            creds,
+        )
+        .await
+        .unwrap();
+        let settings = |user: &str, pw: &str| RelaySettings {
+            relay_uri: relay.uri().clone(),
+            username: user.to_owned(),
+            password: pw.to_owned(),
+            expires: Some(600),
+        };
+        let pool = ConnectionPool::new();
+        let mut pairs = Vec::new();
+        for _ in 0..2 {
+            let mut a =
+                ConnectorRelay::new(settings("alice", "secret"), TransportOptions::default())
+                    .with_pool(pool.clone());
+            let mut b = AcceptorRelay::new(settings("bob", "hunter2"), TransportOptions::default());
+            let pa = timeout(DEADLINE, a.prepare()).await.unwrap().unwrap();
+            let pb = timeout(DEADLINE, b.prepare()).await.unwrap().unwrap();
+            let (ta, tb) = tokio::join!(a.complete(&pb), b.complete(&pa));
+            pairs.push((ta.unwrap(), tb.unwrap()));
+        }
+        assert_eq!(pool.connections().await, 1);
+        let (a0, a1) = (&pairs[0].0, &pairs[1].0);
+        assert_eq!(
+            a0.connection_info().local,
+            a1.connection_info().local,
+            "one socket"
+        );
+        assert_ne!(a0.local_uri(), a1.local_uri(), "two sessions");
+        assert_ne!(a0.relay_path(), a1.relay_path(), "two grants");
+        for (i, (a, b)) in pairs.iter_mut().enumerate() {
+            send_through(a, b, &format!("alice to bob, session {i}")).await;
+            send_through(b, a, &format!("bob to alice, session {i}")).await;
+        }
+        let m = relay.metrics().await.unwrap();
+        assert_eq!(m.connections_accepted, 3, "{m:?}");
+        assert_eq!(m.sessions_created, 4, "{m:?}");
+        // Once every session let go of it, the pool holds no connection.
+        drop(pairs);
+        let gone = async {
+            while pool.connections().await > 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        timeout(DEADLINE, gone).await.unwrap();
+        relay.shutdown().await;
+    }
+
+    /// Two direct sessions to the same peer authority (one port, two session URIs) ride
+    /// one TCP connection: the peer accepts a single connection and binds both sessions
+    /// on it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_direct_sessions_to_one_peer_share_one_tcp_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let peer_uri = |sid: &str| uri(&format!("msrp://127.0.0.1:{port}/{sid};tcp"));
+        let peer = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let stream = MsrpStream::accept(tcp, false, &TlsSettings::default())
+                .await
+                .unwrap();
+            let conn = SharedConnection::new(stream, &TransportOptions::default());
+            let sessions = vec![
+                conn.attach(uri(&format!("msrp://127.0.0.1:{port}/bob0;tcp")))
+                    .unwrap(),
+                conn.attach(uri(&format!("msrp://127.0.0.1:{port}/bob1;tcp")))
+                    .unwrap(),
+            ];
+            // Each session gets its binding SEND and one message on this connection.
+            let served: Vec<_> = sessions
+                .into_iter()
+                .map(|mut s| {
+                    tokio::spawn(async move {
+                        for _ in 0..2 {
+                            let c = s.recv().await.unwrap();
+                            assert_eq!(c.method(), Some(&Method::SEND));
+                            s.send(c.response(StatusCode::OK, Some("OK")).unwrap())
+                                .await
+                                .unwrap();
+                        }
+                        s
+                    })
+                })
+                .collect();
+            let mut kept = Vec::new();
+            for t in served {
+                kept.push(t.await.unwrap());
+            }
+            assert_eq!(conn.sessions(), 2);
+            drop(kept);
+            // No second connection arrives while the sessions run.
+            (conn, listener)
+        });
+        let pool = ConnectionPool::new();
+        let mut transports = Vec::new();
+        for i in 0..2 {
+            let mut c = ConnectorDirect::new(TransportOptions::default()).with_pool(pool.clone());
+            c.prepare().await.unwrap();
+            let t = timeout(DEADLINE, c.complete(&[peer_uri(&format!("bob{i}"))]))
+                .await
+                .unwrap()
+                .unwrap();
+            transports.push(t);
+        }
+        for (i, t) in transports.iter_mut().enumerate() {
+            let chunk = t
+                .make_chunk()
+                .data("text/plain", format!("hello {i}"))
+                .build()
+                .unwrap();
+            let resp = t.transaction(&chunk, DEADLINE).await.unwrap();
+            assert_eq!(resp.status_code(), Some(StatusCode::OK));
+        }
+        let (_conn, listener) = timeout(DEADLINE, peer).await.unwrap().unwrap();
+        assert_eq!(pool.connections().await, 1);
+        assert_eq!(
+            transports[0].connection_info().local,
+            transports[1].connection_info().local
+        );
+        // Nothing else connected.
+        assert!(
+            timeout(Duration::from_millis(50), listener.accept())
+                .await
+                .is_err()
+        );
+    }
+}

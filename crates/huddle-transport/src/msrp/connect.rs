@@ -26,10 +26,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::shared::ConnectionPool;
 use super::stream::{MsrpStream, StreamError};
 use super::transport::{MsrpTransport, TransportError, check_paths};
 use super::{SessionMismatch, TransportOptions, uri_for};
-use crate::relay::client::{AuthError, Grant, RelayAuthConfig, connect_relay};
+use crate::relay::client::{AuthError, Grant, RelayAuth, RelayAuthConfig, connect_relay};
 
 /// Why a connection could not be established or bound.
 #[derive(Debug, thiserror::Error)]
@@ -256,10 +257,18 @@ async fn direct_active(
     local_uri: MsrpUri,
     remote_path: &[MsrpUri],
     options: &TransportOptions,
+    pool: Option<&ConnectionPool>,
 ) -> Result<MsrpTransport, ConnectError> {
     let first = remote_path.first().ok_or(ConnectError::EmptyRemotePath)?;
-    // RFC 4975 §5.4 / §6: connect to the first URI of the path.
-    let stream = MsrpStream::connect(first, &options.tls).await?;
+    // RFC 4975 §5.4 / §6: connect to the first URI of the path, or use a connection
+    // that already goes to its authority.
+    let stream = match pool {
+        Some(pool) => pool
+            .connection(first, options)
+            .await?
+            .attach_stream(local_uri.clone())?,
+        None => MsrpStream::connect(first, &options.tls).await?,
+    };
     let mut t = MsrpTransport::new(stream, local_uri, options)?;
     t.set_remote_path(remote_path.to_vec());
     bind_active(&mut t, options).await?;
@@ -361,6 +370,7 @@ async fn relay_passive(
 pub struct ConnectorDirect {
     options: TransportOptions,
     local_uri: Option<MsrpUri>,
+    pool: Option<ConnectionPool>,
     phase: Phase<MsrpUri>,
 }
 
@@ -372,6 +382,7 @@ impl ConnectorDirect {
         ConnectorDirect {
             options,
             local_uri: None,
+            pool: None,
             phase: Phase::New,
         }
     }
@@ -379,6 +390,14 @@ impl ConnectorDirect {
     /// Uses this local URI (a random session id is added when it has none).
     pub fn with_local_uri(mut self, uri: MsrpUri) -> Self {
         self.local_uri = Some(uri);
+        self
+    }
+
+    /// Takes the connection from `pool`: an open connection to the authority of the
+    /// remote path's first URI is reused (RFC 4975 §5.4), else one is opened and left in
+    /// the pool for later sessions.
+    pub fn with_pool(mut self, pool: ConnectionPool) -> Self {
+        self.pool = Some(pool);
         self
     }
 }
@@ -397,7 +416,7 @@ impl MsrpConnector for ConnectorDirect {
 
     async fn complete(&mut self, remote_path: &[MsrpUri]) -> Result<MsrpTransport, ConnectError> {
         let local_uri = self.phase.take_prepared()?;
-        direct_active(local_uri, remote_path, &self.options).await
+        direct_active(local_uri, remote_path, &self.options, self.pool.as_ref()).await
     }
 
     fn cleanup(&mut self) {
@@ -497,8 +516,29 @@ impl RelaySettings {
 async fn prepare_relay(
     settings: &RelaySettings,
     options: &TransportOptions,
+    pool: Option<&ConnectionPool>,
 ) -> Result<(MsrpTransport, Grant, Vec<MsrpUri>), ConnectError> {
-    let (t, grant) = connect_relay(settings.auth_config()?, options).await?;
+    let (t, grant) = match pool {
+        None => connect_relay(settings.auth_config()?, options).await?,
+        Some(pool) => {
+            // RFC 4975 §5.4 / RFC 4976 §5: another session's connection to the relay
+            // carries this session's AUTH too; the relay tells the sessions apart by
+            // their URIs (each AUTH gets its own Use-Path).
+            let conn = pool.connection(&settings.relay_uri, options).await?;
+            let mut cfg = settings.auth_config()?;
+            let local = conn
+                .local_addr()
+                .ok_or(ConnectError::Transport(TransportError::Closed))?;
+            cfg.local_uri = uri_for(local, settings.relay_uri.secure(), None)?;
+            let stream = conn.attach_stream(cfg.local_uri.clone())?;
+            let mut t = MsrpTransport::new(stream, cfg.local_uri.clone(), options)?;
+            match t.relay_authenticate(RelayAuth::new(cfg)).await {
+                Ok(grant) => (t, grant),
+                Err(TransportError::RelayAuth(e)) => return Err(ConnectError::Relay(e)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
     let path = t.full_local_path();
     Ok((t, grant, path))
 }
@@ -510,6 +550,7 @@ async fn prepare_relay(
 pub struct ConnectorRelay {
     settings: RelaySettings,
     options: TransportOptions,
+    pool: Option<ConnectionPool>,
     phase: Phase<MsrpTransport>,
     grant: Option<Grant>,
 }
@@ -520,9 +561,17 @@ impl ConnectorRelay {
         ConnectorRelay {
             settings,
             options,
+            pool: None,
             phase: Phase::New,
             grant: None,
         }
+    }
+
+    /// Takes the connection to the relay from `pool`: a connection another session
+    /// already holds to the relay's authority carries this session too (RFC 4975 §5.4).
+    pub fn with_pool(mut self, pool: ConnectionPool) -> Self {
+        self.pool = Some(pool);
+        self
     }
 
     /// The relay's grant, after `prepare`.
@@ -535,7 +584,8 @@ impl MsrpConnector for ConnectorRelay {
     async fn prepare(&mut self) -> Result<Vec<MsrpUri>, ConnectError> {
         self.phase.start()?;
         self.phase = Phase::Used;
-        let (t, grant, path) = prepare_relay(&self.settings, &self.options).await?;
+        let (t, grant, path) =
+            prepare_relay(&self.settings, &self.options, self.pool.as_ref()).await?;
         self.grant = Some(grant);
         self.phase = Phase::Prepared(t);
         Ok(path)
@@ -557,6 +607,7 @@ impl MsrpConnector for ConnectorRelay {
 pub struct AcceptorRelay {
     settings: RelaySettings,
     options: TransportOptions,
+    pool: Option<ConnectionPool>,
     phase: Phase<MsrpTransport>,
     grant: Option<Grant>,
 }
@@ -567,9 +618,17 @@ impl AcceptorRelay {
         AcceptorRelay {
             settings,
             options,
+            pool: None,
             phase: Phase::New,
             grant: None,
         }
+    }
+
+    /// Takes the connection to the relay from `pool`: a connection another session
+    /// already holds to the relay's authority carries this session too (RFC 4975 §5.4).
+    pub fn with_pool(mut self, pool: ConnectionPool) -> Self {
+        self.pool = Some(pool);
+        self
     }
 
     /// The relay's grant, after `prepare`.
@@ -582,7 +641,8 @@ impl MsrpConnector for AcceptorRelay {
     async fn prepare(&mut self) -> Result<Vec<MsrpUri>, ConnectError> {
         self.phase.start()?;
         self.phase = Phase::Used;
-        let (t, grant, path) = prepare_relay(&self.settings, &self.options).await?;
+        let (t, grant, path) =
+            prepare_relay(&self.settings, &self.options, self.pool.as_ref()).await?;
         self.grant = Some(grant);
         self.phase = Phase::Prepared(t);
         Ok(path)
@@ -621,6 +681,7 @@ pub struct ConnectorActpass {
     options: TransportOptions,
     relay: Option<RelaySettings>,
     local_uri: Option<MsrpUri>,
+    pool: Option<ConnectionPool>,
     active: bool,
     phase: Phase<ActpassPrepared>,
     grant: Option<Grant>,
@@ -634,6 +695,7 @@ impl ConnectorActpass {
             options,
             relay: None,
             local_uri: None,
+            pool: None,
             active: false,
             phase: Phase::New,
             grant: None,
@@ -660,6 +722,13 @@ impl ConnectorActpass {
         self.grant.as_ref()
     }
 
+    /// Takes outgoing connections (to the relay, or to the peer when active) from
+    /// `pool` (see [`ConnectorDirect::with_pool`]).
+    pub fn with_pool(mut self, pool: ConnectionPool) -> Self {
+        self.pool = Some(pool);
+        self
+    }
+
     /// The role `complete` will play.
     pub fn is_active(&self) -> bool {
         self.active
@@ -672,7 +741,8 @@ impl MsrpConnector for ConnectorActpass {
         self.phase = Phase::Used;
         match &self.relay {
             Some(settings) => {
-                let (t, grant, path) = prepare_relay(settings, &self.options).await?;
+                let (t, grant, path) =
+                    prepare_relay(settings, &self.options, self.pool.as_ref()).await?;
                 self.grant = Some(grant);
                 self.phase = Phase::Prepared(ActpassPrepared::Relay(Box::new(t)));
                 Ok(path)
@@ -689,7 +759,9 @@ impl MsrpConnector for ConnectorActpass {
         let opts = &self.options;
         match (self.phase.take_prepared()?, self.active) {
             // The listener is dropped: the peer waits for our connection instead.
-            (ActpassPrepared::Direct(_, uri), true) => direct_active(uri, remote_path, opts).await,
+            (ActpassPrepared::Direct(_, uri), true) => {
+                direct_active(uri, remote_path, opts, self.pool.as_ref()).await
+            }
             (ActpassPrepared::Direct(listener, uri), false) => {
                 direct_passive(listener, uri, remote_path, opts).await
             }

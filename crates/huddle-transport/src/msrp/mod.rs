@@ -7,7 +7,9 @@
 //!   [`AcceptorRelay`]: `prepare` → the full local path for SDP `a=path`,
 //!   `complete(remote_path)` → a bound transport, `cleanup`. One use each.
 //! - [`MsrpServer`]: one listening socket shared by many sessions.
-//! - [`SharedConnection`]: one connection carrying several sessions (RFC 4975 §5.4).
+//! - [`SharedConnection`]: one connection carrying several sessions (RFC 4975 §5.4);
+//!   [`ConnectionPool`]: connectors given one (`with_pool`) reuse the connection to a
+//!   peer or relay that another session already opened.
 //! - [`trafficlog`]: every frame in and out, to `tracing` or a user logger.
 
 use std::net::SocketAddr;
@@ -29,7 +31,7 @@ pub use connect::{
     MsrpConnector,
 };
 pub use server::MsrpServer;
-pub use shared::{SharedConnection, SharedError, SharedSession};
+pub use shared::{ConnectionPool, SharedConnection, SharedError, SharedSession, SharedStream};
 pub use stream::{MsrpStream, StreamError, TlsSettings};
 pub use trafficlog::{SharedLogger, TracingLogger, TrafficLogger};
 pub use transport::{MsrpTransport, TransportError, TransportParts};

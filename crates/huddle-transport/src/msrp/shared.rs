@@ -8,24 +8,36 @@
 //! answered), and a writer task that serializes the sessions' outgoing chunks. Each
 //! [`SharedSession`] sends and receives its own chunks.
 //!
+//! [`SharedConnection::attach_stream`] gives a session an [`MsrpStream`] of its own over
+//! the shared connection (frames in, frames out), so everything built on a stream
+//! (an [`super::MsrpTransport`], binding, relay AUTH, the session drivers) works unchanged
+//! on a shared connection; [`ConnectionPool`] finds the connection to reuse.
+//!
 //! The sessions share the connection's ordering: a session that stops reading holds
 //! its bounded queue, then the reader waits for it (TCP head-of-line blocking, which a
 //! shared connection cannot avoid); sessions that need isolation use their own
 //! connection.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
 
 use futures_util::{SinkExt, StreamExt};
 use huddle_msrp::{Chunk, Method, MsrpUri, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::{Framed, FramedRead, FramedWrite};
 
 use super::stream::MsrpStream;
 use super::{TransportOptions, connect::ConnectError};
 use crate::codec::MsrpCodec;
 
+/// Bytes buffered between a session's stream and the connection.
+const PIPE_BYTES: usize = 64 * 1024;
 /// Chunks queued per session before the reader waits for it.
 const SESSION_QUEUE: usize = 64;
 /// Chunks queued for writing before senders wait.
@@ -40,6 +52,9 @@ pub struct SharedConnection {
     out: mpsc::Sender<Chunk>,
     reader: JoinHandle<()>,
     writer: JoinHandle<()>,
+    addrs: Option<(SocketAddr, SocketAddr)>,
+    secure: bool,
+    limits: huddle_msrp::Limits,
 }
 
 impl Drop for SharedConnection {
@@ -61,6 +76,8 @@ pub enum SharedError {
 impl SharedConnection {
     /// Starts sharing `stream` (connected, TCP or TLS).
     pub fn new(stream: MsrpStream, options: &TransportOptions) -> SharedConnection {
+        let addrs = stream.local_addr().ok().zip(stream.peer_addr().ok());
+        let secure = stream.is_secure();
         let (rd, wr) = tokio::io::split(stream);
         let routes: Routes = Arc::default();
         let (out_tx, mut out_rx) = mpsc::channel::<Chunk>(WRITE_QUEUE);
@@ -105,7 +122,56 @@ impl SharedConnection {
             out: out_tx,
             reader,
             writer,
+            addrs,
+            secure,
+            limits: options.limits,
         }
+    }
+
+    /// Our socket address on the connection.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.addrs.map(|a| a.0)
+    }
+
+    /// The peer's socket address.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.addrs.map(|a| a.1)
+    }
+
+    /// True for TLS.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// True once the connection failed or was closed: new sessions must not use it.
+    pub fn is_closed(&self) -> bool {
+        self.reader.is_finished() || self.writer.is_finished()
+    }
+
+    /// Adds a session whose URI is `local_uri` and returns its own [`MsrpStream`] over
+    /// this connection ([`MsrpStream::Shared`]): frames written to it go out on the
+    /// connection, frames for `local_uri` come out of it. The stream keeps the
+    /// connection open; the session is detached when the stream is dropped or shut
+    /// down, and the stream ends when the connection closes.
+    pub fn attach_stream(self: &Arc<Self>, local_uri: MsrpUri) -> Result<MsrpStream, ConnectError> {
+        let (local, peer) = self.addrs.ok_or_else(|| {
+            ConnectError::Io(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the shared connection has no socket address",
+            ))
+        })?;
+        if self.is_closed() {
+            return Err(ConnectError::Transport(super::TransportError::Closed));
+        }
+        let session = self.attach(local_uri)?;
+        let (mine, theirs) = tokio::io::duplex(PIPE_BYTES);
+        tokio::spawn(pump(session, theirs, Arc::clone(self), self.limits));
+        Ok(MsrpStream::Shared(Box::new(SharedStream {
+            io: mine,
+            local,
+            peer,
+            secure: self.secure,
+        })))
     }
 
     /// Adds a session whose URI is `local_uri` (its To-Path on incoming frames).
@@ -197,5 +263,179 @@ impl Drop for SharedSession {
         if let Ok(mut routes) = self.routes.lock() {
             routes.remove(&self.local_uri);
         }
+    }
+}
+
+/// Moves one session's frames between its stream (the other end of `io`) and the
+/// shared connection, holding the connection open meanwhile.
+async fn pump(
+    mut session: SharedSession,
+    io: DuplexStream,
+    conn: Arc<SharedConnection>,
+    limits: huddle_msrp::Limits,
+) {
+    let mut framed = Framed::new(io, MsrpCodec::new(limits));
+    loop {
+        tokio::select! {
+            frame = framed.next() => match frame {
+                Some(Ok(Ok(chunk))) => {
+                    if session.send(chunk).await.is_err() {
+                        break;
+                    }
+                }
+                // Our own session wrote it; a frame the decoder refuses cannot go out.
+                Some(Ok(Err(_))) => {}
+                // The session's side closed its stream.
+                Some(Err(_)) | None => break,
+            },
+            incoming = session.recv() => match incoming {
+                Some(chunk) => {
+                    if framed.send(chunk).await.is_err() {
+                        break;
+                    }
+                }
+                // The connection closed: the session's stream ends.
+                None => break,
+            },
+        }
+    }
+    let _ = SinkExt::<Chunk>::close(&mut framed).await;
+    drop(session);
+    drop(conn);
+}
+
+/// One session's stream over a [`SharedConnection`] (inside [`MsrpStream::Shared`]).
+#[derive(Debug)]
+pub struct SharedStream {
+    io: DuplexStream,
+    local: SocketAddr,
+    peer: SocketAddr,
+    secure: bool,
+}
+
+impl SharedStream {
+    /// The shared connection's local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The shared connection's peer address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// True when the shared connection is TLS.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+}
+
+impl AsyncRead for SharedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SharedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Where a URI's connection goes: RFC 4975 §6.1 compares the scheme, the authority
+/// (host case-insensitively, the port with 2855 as default) and the transport.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Authority {
+    secure: bool,
+    host: String,
+    port: u16,
+    transport: String,
+}
+
+impl Authority {
+    fn of(uri: &MsrpUri) -> Authority {
+        Authority {
+            secure: uri.secure(),
+            host: uri.host().to_string().to_ascii_lowercase(),
+            port: uri.effective_port(),
+            transport: uri.transport().to_ascii_lowercase(),
+        }
+    }
+}
+
+/// Connections shared by the sessions that go to the same place (RFC 4975 §5.4: a
+/// session may use an existing connection whose URI authority matches the first URI of
+/// its path). Connectors given a pool (`with_pool`) take their connection from it:
+/// the first session to a peer or relay connects, later ones attach to the same
+/// connection, which stays open while any of them uses it. Clones share the pool.
+///
+/// Opt-in: sessions on one connection share its ordering and its fate (a session that
+/// stops reading holds the others back; a cut ends them all), which not every
+/// application wants.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionPool {
+    conns: Arc<tokio::sync::Mutex<HashMap<Authority, Weak<SharedConnection>>>>,
+}
+
+impl ConnectionPool {
+    /// An empty pool.
+    pub fn new() -> ConnectionPool {
+        ConnectionPool::default()
+    }
+
+    /// The open connection to `target`'s authority, or a new one (TLS for `msrps`).
+    pub async fn connection(
+        &self,
+        target: &MsrpUri,
+        options: &TransportOptions,
+    ) -> Result<Arc<SharedConnection>, ConnectError> {
+        let key = Authority::of(target);
+        // Held while connecting, so two sessions starting together share one connection.
+        let mut conns = self.conns.lock().await;
+        if let Some(c) = conns.get(&key).and_then(Weak::upgrade)
+            && !c.is_closed()
+        {
+            return Ok(c);
+        }
+        let stream = MsrpStream::connect(target, &options.tls).await?;
+        let conn = Arc::new(SharedConnection::new(stream, options));
+        conns.retain(|_, w| w.strong_count() > 0);
+        conns.insert(key, Arc::downgrade(&conn));
+        Ok(conn)
+    }
+
+    /// Adds a connection made elsewhere (e.g. accepted) for sessions going to `target`.
+    pub async fn insert(&self, target: &MsrpUri, conn: &Arc<SharedConnection>) {
+        self.conns
+            .lock()
+            .await
+            .insert(Authority::of(target), Arc::downgrade(conn));
+    }
+
+    /// Connections open and in use.
+    pub async fn connections(&self) -> usize {
+        self.conns
+            .lock()
+            .await
+            .values()
+            .filter_map(Weak::upgrade)
+            .filter(|c| !c.is_closed())
+            .count()
     }
 }

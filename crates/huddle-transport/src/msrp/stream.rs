@@ -88,6 +88,9 @@ pub enum MsrpStream {
     TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     /// TLS, this side accepted.
     TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// One session's part of a connection shared with other sessions
+    /// ([`super::SharedConnection::attach_stream`], RFC 4975 §5.4).
+    Shared(Box<super::shared::SharedStream>),
 }
 
 impl MsrpStream {
@@ -133,27 +136,40 @@ impl MsrpStream {
         Ok(MsrpStream::TlsServer(Box::new(s)))
     }
 
-    fn tcp(&self) -> &TcpStream {
+    fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            MsrpStream::Tcp(s) => s,
-            MsrpStream::TlsClient(s) => s.get_ref().0,
-            MsrpStream::TlsServer(s) => s.get_ref().0,
+            MsrpStream::Tcp(s) => Some(s),
+            MsrpStream::TlsClient(s) => Some(s.get_ref().0),
+            MsrpStream::TlsServer(s) => Some(s.get_ref().0),
+            MsrpStream::Shared(_) => None,
         }
     }
 
-    /// The local socket address.
+    /// The local socket address (of the shared connection for [`MsrpStream::Shared`]).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp().local_addr()
+        match (self, self.tcp()) {
+            (MsrpStream::Shared(s), _) => Ok(s.local_addr()),
+            (_, Some(t)) => t.local_addr(),
+            (_, None) => Err(io::ErrorKind::NotConnected.into()),
+        }
     }
 
-    /// The peer's socket address.
+    /// The peer's socket address (of the shared connection for [`MsrpStream::Shared`]).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp().peer_addr()
+        match (self, self.tcp()) {
+            (MsrpStream::Shared(s), _) => Ok(s.peer_addr()),
+            (_, Some(t)) => t.peer_addr(),
+            (_, None) => Err(io::ErrorKind::NotConnected.into()),
+        }
     }
 
     /// True for TLS.
     pub fn is_secure(&self) -> bool {
-        !matches!(self, MsrpStream::Tcp(_))
+        match self {
+            MsrpStream::Tcp(_) => false,
+            MsrpStream::Shared(s) => s.is_secure(),
+            _ => true,
+        }
     }
 }
 
@@ -167,6 +183,7 @@ impl AsyncRead for MsrpStream {
             MsrpStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             MsrpStream::TlsClient(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             MsrpStream::TlsServer(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            MsrpStream::Shared(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -181,6 +198,7 @@ impl AsyncWrite for MsrpStream {
             MsrpStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             MsrpStream::TlsClient(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             MsrpStream::TlsServer(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            MsrpStream::Shared(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -193,6 +211,7 @@ impl AsyncWrite for MsrpStream {
             MsrpStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             MsrpStream::TlsClient(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
             MsrpStream::TlsServer(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            MsrpStream::Shared(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -201,6 +220,7 @@ impl AsyncWrite for MsrpStream {
             MsrpStream::Tcp(s) => s.is_write_vectored(),
             MsrpStream::TlsClient(s) => s.is_write_vectored(),
             MsrpStream::TlsServer(s) => s.is_write_vectored(),
+            MsrpStream::Shared(_) => false,
         }
     }
 
@@ -209,6 +229,7 @@ impl AsyncWrite for MsrpStream {
             MsrpStream::Tcp(s) => Pin::new(s).poll_flush(cx),
             MsrpStream::TlsClient(s) => Pin::new(s.as_mut()).poll_flush(cx),
             MsrpStream::TlsServer(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            MsrpStream::Shared(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -217,6 +238,7 @@ impl AsyncWrite for MsrpStream {
             MsrpStream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             MsrpStream::TlsClient(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             MsrpStream::TlsServer(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            MsrpStream::Shared(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }
