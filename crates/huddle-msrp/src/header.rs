@@ -8,7 +8,6 @@ use core::fmt;
 use core::str::FromStr;
 
 use bytes::Bytes;
-use smallvec::SmallVec;
 
 use crate::generated::headers::KnownHeader;
 use crate::status::StatusCode;
@@ -166,19 +165,18 @@ impl fmt::Debug for HeaderValue {
 /// The ordered header list of a chunk (start-line headers and MIME headers together).
 ///
 /// A decoded list keeps the frame's head block once and refers to its values by
-/// offset: a header spelled as the spec spells it costs a few bytes inline, with no
-/// allocation or reference count (up to eight of them before the list moves to the
-/// heap). Other spellings, extension headers and values set later own
-/// their bytes.
+/// offset: a header spelled as the spec spells it is 16 bytes in one list allocation,
+/// with no allocation or reference count of its own. Other spellings, extension headers
+/// and values set later own their bytes.
 #[derive(Clone, Default)]
 pub struct Headers {
     /// The head block that [`Field::Wire`] offsets point into (empty for built lists).
     head: Bytes,
-    list: SmallVec<[Field; INLINE_HEADERS]>,
+    list: Vec<Field>,
 }
 
-/// How many headers a list holds without allocating.
-const INLINE_HEADERS: usize = 8;
+/// Room reserved for a decoded list: the usual SEND carries up to eight headers.
+const DECODED_CAPACITY: usize = 8;
 
 #[derive(Clone)]
 enum Field {
@@ -241,7 +239,7 @@ impl Headers {
     pub fn with_capacity(n: usize) -> Self {
         Headers {
             head: Bytes::new(),
-            list: SmallVec::with_capacity(n),
+            list: Vec::with_capacity(n),
         }
     }
 
@@ -350,11 +348,11 @@ impl Headers {
 
 /// The fields of a head block being decoded, before the block is handed to
 /// [`Headers::decoded`].
-pub(crate) struct WireFields(SmallVec<[Field; INLINE_HEADERS]>);
+pub(crate) struct WireFields(Vec<Field>);
 
 impl WireFields {
     pub(crate) fn new() -> Self {
-        WireFields(SmallVec::new())
+        WireFields(Vec::with_capacity(DECODED_CAPACITY))
     }
 
     /// Appends a header named `head[name.0..name.1]` (a token; `known` is what it
