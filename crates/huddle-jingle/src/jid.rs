@@ -160,12 +160,31 @@ impl Jid {
 /// The first character of `s` that `bad` refuses: ASCII bytes are checked one by one
 /// (JIDs are nearly always ASCII), the rest as `char`s.
 fn find_char(s: &str, bad: impl Fn(char) -> bool) -> Option<char> {
-    if s.is_ascii() {
-        s.bytes().map(char::from).find(|&c| bad(c))
-    } else {
-        s.chars().find(|&c| bad(c))
+    // Printable ASCII (0x21..=0x7E) is neither whitespace nor a control character, so
+    // only those bytes and the listed punctuation need the full test.
+    let b = s.as_bytes();
+    if s.is_ascii()
+        && !b
+            .iter()
+            .any(|&c| c <= 0x20 || c == 0x7F || SPECIAL[usize::from(c)])
+    {
+        return None;
     }
+    s.chars().find(|&c| bad(c))
 }
+
+/// ASCII punctuation some JID part forbids (RFC 7622 §3.3.1, §3.2): a superset of
+/// what any one part refuses, used only to skip the exact check.
+const SPECIAL: [bool; 128] = {
+    let mut t = [false; 128];
+    let mut i = 0;
+    let list = b"\"&'/:<>@";
+    while i < list.len() {
+        t[list[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 impl fmt::Display for Jid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

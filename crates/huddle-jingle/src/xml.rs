@@ -8,8 +8,7 @@
 use std::fmt;
 
 use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::reader::NsReader;
+use quick_xml::reader::Reader;
 
 use crate::error::XmlError;
 
@@ -237,7 +236,7 @@ pub(crate) fn read_document(input: &[u8], limits: &Limits) -> Result<Element, Xm
             position: pos,
         });
     }
-    let mut reader = NsReader::from_str(text);
+    let mut reader = Reader::from_str(text);
     {
         let cfg = reader.config_mut();
         cfg.check_end_names = true;
@@ -248,9 +247,15 @@ pub(crate) fn read_document(input: &[u8], limits: &Limits) -> Result<Element, Xm
     let mut root: Option<Element> = None;
     let mut elements = 0usize;
     let mut seen_decl_or_root = false;
+    // Namespace bindings in scope (Namespaces in XML 1.0 §6), innermost last, each
+    // with the depth of the element that declared it; names and URIs are slices of the
+    // input (URIs as written, like quick-xml's resolver).
+    let mut bindings: Vec<Binding<'_>> = Vec::new();
+    // The attributes of the start tag being read, reused from tag to tag.
+    let mut attrs: Vec<(&str, &str)> = Vec::new();
     loop {
         let pos = reader.buffer_position();
-        let (ns, event) = reader.read_resolved_event().map_err(|e| XmlError::Syntax {
+        let event = reader.read_event().map_err(|e| XmlError::Syntax {
             position: pos,
             message: e.to_string(),
         })?;
@@ -271,76 +276,107 @@ pub(crate) fn read_document(input: &[u8], limits: &Limits) -> Result<Element, Xm
                         max: limits.max_elements,
                     });
                 }
-                let local = start.local_name();
-                let name = utf8(local.as_ref())?;
-                if name.len() > limits.max_name {
+                let depth = stack.len() + 1;
+                let qname = slice_of(text, start.name().into_inner())?;
+                let (prefix, local) = split_qname(qname);
+                if local.len() > limits.max_name {
                     return Err(XmlError::NameTooLong {
                         max: limits.max_name,
                     });
                 }
-                let namespace = resolve(ns, start.name().as_ref())?;
-                let mut el = Element {
-                    name: name.to_owned(),
-                    namespace,
-                    attributes: Vec::new(),
-                    children: Vec::new(),
-                };
-                let mut count = 0usize;
+                attrs.clear();
                 for attr in start.attributes().with_checks(true) {
                     let attr = attr.map_err(|e| XmlError::Syntax {
                         position: pos,
                         message: e.to_string(),
                     })?;
-                    count += 1;
-                    if count > limits.max_attributes {
+                    if attrs.len() == limits.max_attributes {
                         return Err(XmlError::TooManyAttributes {
                             max: limits.max_attributes,
                         });
                     }
-                    if attr.key.as_namespace_binding().is_some() {
+                    let key = slice_of(text, attr.key.into_inner())?;
+                    let value = match &attr.value {
+                        std::borrow::Cow::Borrowed(v) => slice_of(text, v)?,
+                        std::borrow::Cow::Owned(_) => {
+                            return Err(XmlError::Syntax {
+                                position: pos,
+                                message: "attribute value not in the input".into(),
+                            });
+                        }
+                    };
+                    if let Some(prefix) = namespace_binding(key) {
+                        bind(&mut bindings, prefix, value, depth).map_err(|message| {
+                            XmlError::Syntax {
+                                position: pos,
+                                message,
+                            }
+                        })?;
+                    }
+                    attrs.push((key, value));
+                }
+                let namespace =
+                    lookup(&bindings, prefix, true).ok_or_else(|| XmlError::UnboundPrefix {
+                        name: qname.to_owned(),
+                    })?;
+                let mut el = Element {
+                    name: local.to_owned(),
+                    namespace: namespace.to_owned(),
+                    attributes: Vec::with_capacity(attrs.len()),
+                    children: Vec::new(),
+                };
+                for &(key, value) in &attrs {
+                    if namespace_binding(key).is_some() {
                         continue;
                     }
-                    let (ans, alocal) = reader.resolve_attribute(attr.key);
-                    let aname = utf8(alocal.as_ref())?;
+                    let (aprefix, aname) = split_qname(key);
                     if aname.len() > limits.max_name {
                         return Err(XmlError::NameTooLong {
                             max: limits.max_name,
                         });
                     }
-                    let anamespace = match ans {
-                        ResolveResult::Unbound => String::new(),
-                        other => resolve(other, attr.key.as_ref())?,
+                    let anamespace = match aprefix {
+                        // Namespaces in XML 1.0 §6.2: unprefixed attributes are in no
+                        // namespace.
+                        None => "",
+                        Some(_) => lookup(&bindings, aprefix, false).ok_or_else(|| {
+                            XmlError::UnboundPrefix {
+                                name: key.to_owned(),
+                            }
+                        })?,
                     };
-                    if attr.value.len() > limits.max_attribute_value {
+                    if value.len() > limits.max_attribute_value {
                         return Err(XmlError::AttributeTooLong {
                             max: limits.max_attribute_value,
                         });
                     }
                     // XML 1.0 §3.1 (AttValue production): '<' is not allowed in a value.
-                    if attr.value.contains(&b'<') {
+                    if value.contains('<') {
                         return Err(XmlError::Syntax {
                             position: pos,
                             message: "'<' in attribute value".into(),
                         });
                     }
-                    let value = unescape_attr(&attr.value)?;
                     el.attributes.push(Attribute {
-                        namespace: anamespace,
+                        namespace: anamespace.to_owned(),
                         name: aname.to_owned(),
-                        value,
+                        value: unescape_attr(value)?,
                     });
                 }
                 if matches!(event, Event::Empty(_)) {
+                    unbind(&mut bindings, depth);
                     attach(&mut stack, &mut root, el);
                 } else {
                     stack.push(el);
                 }
             }
             Event::End(_) => {
+                let depth = stack.len();
                 let mut el = stack.pop().ok_or(XmlError::Syntax {
                     position: pos,
                     message: "unexpected end tag".into(),
                 })?;
+                unbind(&mut bindings, depth);
                 finish_element(&mut el);
                 attach(&mut stack, &mut root, el);
             }
@@ -410,20 +446,117 @@ pub(crate) fn read_document(input: &[u8], limits: &Limits) -> Result<Element, Xm
     }
 }
 
+/// A namespace declaration in scope.
+struct Binding<'a> {
+    /// `None` for the default namespace (`xmlns`, or quick-xml's reading of `xmlns:`).
+    prefix: Option<&'a str>,
+    /// The URI as written; empty undeclares.
+    uri: &'a str,
+    /// Depth of the declaring element (the root is 1).
+    depth: usize,
+}
+
+/// The namespace URI bound to `xmlns`-prefixed names (Namespaces in XML 1.0 §3).
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+
+/// `Some(prefix)` when the attribute `key` declares a namespace: `Some("")` for
+/// `xmlns`, `Some(p)` for `xmlns:p`.
+fn namespace_binding(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("xmlns")?;
+    if rest.is_empty() {
+        Some("")
+    } else {
+        rest.strip_prefix(':')
+    }
+}
+
+/// Records a declaration of `prefix` (`""`: the default namespace) made at `depth`.
+fn bind<'a>(
+    bindings: &mut Vec<Binding<'a>>,
+    prefix: &'a str,
+    uri: &'a str,
+    depth: usize,
+) -> Result<(), String> {
+    match prefix {
+        "" => {}
+        // Namespaces in XML 1.0 §3: "xml" may only be bound to its own URI (and need
+        // not be declared), "xmlns" must not be declared, and neither URI may be bound
+        // to another prefix.
+        "xml" if uri == XML_NS => return Ok(()),
+        "xml" => return Err(format!("the xml prefix bound to {uri:?}")),
+        "xmlns" => return Err("the xmlns prefix declared".into()),
+        _ if uri == XML_NS || uri == XMLNS_NS => {
+            return Err(format!("prefix {prefix:?} bound to a reserved namespace"));
+        }
+        _ => {}
+    }
+    bindings.push(Binding {
+        prefix: (!prefix.is_empty()).then_some(prefix),
+        uri,
+        depth,
+    });
+    Ok(())
+}
+
+/// Drops the declarations made at `depth` (the element there has ended).
+fn unbind(bindings: &mut Vec<Binding<'_>>, depth: usize) {
+    while bindings.last().is_some_and(|b| b.depth >= depth) {
+        bindings.pop();
+    }
+}
+
+/// The namespace URI of a name with `prefix` (`""` when in no namespace); `None` for
+/// an unbound prefix. `element` names without a prefix take the default namespace.
+fn lookup<'a>(bindings: &[Binding<'a>], prefix: Option<&str>, element: bool) -> Option<&'a str> {
+    match prefix {
+        None if !element => Some(""),
+        None => Some(
+            bindings
+                .iter()
+                .rev()
+                .find(|b| b.prefix.is_none())
+                .map_or("", |b| b.uri),
+        ),
+        Some(p) => match bindings.iter().rev().find(|b| b.prefix == Some(p)) {
+            Some(b) if !b.uri.is_empty() => Some(b.uri),
+            Some(_) => None,
+            None => match p {
+                "xml" => Some(XML_NS),
+                "xmlns" => Some(XMLNS_NS),
+                _ => None,
+            },
+        },
+    }
+}
+
+/// Splits a qualified name at its first colon: (prefix, local name).
+fn split_qname(qname: &str) -> (Option<&str>, &str) {
+    match qname.split_once(':') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, qname),
+    }
+}
+
+/// `part` (a slice quick-xml returned from `text`) as a `&str` of `text`, without
+/// validating the UTF-8 again: the reader only splits at ASCII delimiters.
+fn slice_of<'a>(text: &'a str, part: &[u8]) -> Result<&'a str, XmlError> {
+    let start = (part.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+    match start
+        .checked_add(part.len())
+        .and_then(|end| text.get(start..end))
+    {
+        Some(s) => Ok(s),
+        None => utf8(part).map(|_| "").and(Err(XmlError::Syntax {
+            position: 0,
+            message: "name outside the input".into(),
+        })),
+    }
+}
+
 fn utf8(b: &[u8]) -> Result<&str, XmlError> {
     std::str::from_utf8(b).map_err(|e| XmlError::InvalidUtf8 {
         position: e.valid_up_to(),
     })
-}
-
-fn resolve(ns: ResolveResult<'_>, qname: &[u8]) -> Result<String, XmlError> {
-    match ns {
-        ResolveResult::Bound(n) => Ok(utf8(n.as_ref())?.to_owned()),
-        ResolveResult::Unbound => Ok(String::new()),
-        ResolveResult::Unknown(_) => Err(XmlError::UnboundPrefix {
-            name: String::from_utf8_lossy(qname).into_owned(),
-        }),
-    }
 }
 
 fn is_xml_char(c: char) -> bool {
@@ -431,8 +564,7 @@ fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
 }
 
-fn unescape_attr(raw: &[u8]) -> Result<String, XmlError> {
-    let s = utf8(raw)?;
+fn unescape_attr(s: &str) -> Result<String, XmlError> {
     if !s.contains('&') {
         return Ok(s.to_owned());
     }
