@@ -120,8 +120,8 @@ mod reuse {
     use huddle_msrp::Method;
     use huddle_transport::msrp::connect::RelaySettings;
     use huddle_transport::msrp::{
-        AcceptorRelay, ConnectionPool, ConnectorDirect, ConnectorRelay, MsrpConnector,
-        MsrpTransport,
+        AcceptorRelay, ConnectError, ConnectionPool, ConnectorDirect, ConnectorRelay,
+        MsrpConnector, MsrpServer, MsrpTransport,
     };
     use huddle_transport::relay::server::{
         CredentialStore, ListenerConfig, RelayServer, ServerConfig,
@@ -281,5 +281,59 @@ mod reuse {
                 .await
                 .is_err()
         );
+    }
+
+    /// Both ends from huddle: connectors with a pool on one side, an `MsrpServer` that
+    /// shares inbound connections on the other. Two sessions bind over one TCP
+    /// connection; a binding for an unknown session on it gets 481 while the others go
+    /// on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shared_server_binds_two_sessions_on_one_inbound_connection() {
+        let opts = TransportOptions::default;
+        let server = MsrpServer::bind_shared("127.0.0.1:0".parse().unwrap(), false, opts())
+            .await
+            .unwrap();
+        let pool = ConnectionPool::new();
+        let mut pairs = Vec::new();
+        for _ in 0..2 {
+            let mut s = server.prepare().unwrap();
+            let mut c = ConnectorDirect::new(opts()).with_pool(pool.clone());
+            let local = c.prepare().await.unwrap();
+            let server_path = s.full_local_path();
+            let (tc, ts) = tokio::join!(
+                timeout(DEADLINE, c.complete(&server_path)),
+                timeout(DEADLINE, s.complete(&local)),
+            );
+            pairs.push((tc.unwrap().unwrap(), ts.unwrap().unwrap()));
+        }
+        assert_eq!(pool.connections().await, 1);
+        let peers: Vec<_> = pairs
+            .iter()
+            .map(|(_, s)| s.connection_info().peer)
+            .collect();
+        assert_eq!(peers[0], peers[1], "one inbound connection");
+        // A binding for a session the server does not have: 481, typed.
+        let mut stranger = ConnectorDirect::new(opts()).with_pool(pool.clone());
+        stranger.prepare().await.unwrap();
+        let mut nobody = pairs[0].1.local_uri().clone();
+        nobody = nobody.with_session_id("nobody").unwrap();
+        let refused = timeout(DEADLINE, stranger.complete(&[nobody]))
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                refused,
+                Err(ConnectError::BindRejected {
+                    status: StatusCode::SESSION_DOES_NOT_EXIST,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        for (i, (c, s)) in pairs.iter_mut().enumerate() {
+            send_through(c, s, &format!("to the server, session {i}")).await;
+            send_through(s, c, &format!("from the server, session {i}")).await;
+        }
+        assert_eq!(pool.connections().await, 1);
     }
 }

@@ -6,6 +6,12 @@
 //! returns the bound transport, or [`ConnectError::BindTimeout`]. A connection whose
 //! first SEND names no registered session is answered 481 and closed; one that sends
 //! nothing is closed after the bind timeout (RFC 4975 §7.3).
+//!
+//! [`MsrpServer::bind_shared`] also lets one inbound connection carry several sessions
+//! (RFC 4975 §5.4, a peer whose connectors reuse connections, e.g. through a
+//! [`super::ConnectionPool`]): every connection becomes a [`SharedConnection`], and each
+//! binding SEND on it for a registered session binds that session to its own stream over
+//! the connection.
 
 use std::collections::HashMap;
 use std::io;
@@ -13,12 +19,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use huddle_msrp::{Chunk, Method, MsrpUri, StatusCode};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::connect::{ConnectError, answer_binding, first_chunk};
+use super::shared::SharedConnection;
+use super::stream::MsrpStream;
 use super::transport::MsrpTransport;
 use super::{TransportOptions, new_session_id, uri_for};
 
@@ -51,12 +59,35 @@ impl MsrpServer {
         secure: bool,
         options: TransportOptions,
     ) -> io::Result<MsrpServer> {
+        Self::start(addr, secure, options, false).await
+    }
+
+    /// Like [`MsrpServer::bind`], and an inbound connection may carry several sessions
+    /// (RFC 4975 §5.4): after the first binding, later binding SENDs on the same
+    /// connection bind other registered sessions; requests for unknown sessions get 481
+    /// and the connection stays up for the others. A connection that binds nothing
+    /// within the bind timeout is closed; one whose sessions all ended closes.
+    pub async fn bind_shared(
+        addr: SocketAddr,
+        secure: bool,
+        options: TransportOptions,
+    ) -> io::Result<MsrpServer> {
+        Self::start(addr, secure, options, true).await
+    }
+
+    async fn start(
+        addr: SocketAddr,
+        secure: bool,
+        options: TransportOptions,
+        shared: bool,
+    ) -> io::Result<MsrpServer> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let registry: Registry = Arc::default();
         let accept_task = tokio::spawn(accept_loop(
             listener,
             secure,
+            shared,
             registry.clone(),
             options.clone(),
         ));
@@ -108,6 +139,7 @@ impl MsrpServer {
 async fn accept_loop(
     listener: TcpListener,
     secure: bool,
+    shared: bool,
     registry: Registry,
     options: TransportOptions,
 ) {
@@ -126,6 +158,10 @@ async fn accept_loop(
         let registry = registry.clone();
         let options = options.clone();
         let Some(local) = local else { continue };
+        if shared {
+            tokio::spawn(serve_shared(tcp, secure, registry, options));
+            continue;
+        }
         tokio::spawn(async move {
             let Ok(placeholder) = uri_for(local, secure, None) else {
                 return;
@@ -135,19 +171,7 @@ async fn accept_loop(
             else {
                 return;
             };
-            let slot = if chunk.method() == Some(&Method::SEND) {
-                match chunk.to_path() {
-                    Ok(to) if to.len() == 1 => registry
-                        .lock()
-                        .expect("registry lock poisoned")
-                        .get(&to[0])
-                        .cloned(),
-                    _ => None,
-                }
-            } else {
-                None
-            };
-            match slot {
+            match registered(&registry, &chunk).map(|(_, tx)| tx) {
                 Some(tx) => {
                     if let Err(mpsc::error::TrySendError::Full((mut t, chunk))) =
                         tx.try_send((t, chunk))
@@ -167,6 +191,81 @@ async fn accept_loop(
                 }
             }
         });
+    }
+}
+
+/// The registered session a binding SEND is for (RFC 4975 §7.3: its To-Path is exactly
+/// our URI).
+fn registered(
+    registry: &Registry,
+    chunk: &Chunk,
+) -> Option<(MsrpUri, mpsc::Sender<(MsrpTransport, Chunk)>)> {
+    if chunk.method() != Some(&Method::SEND) {
+        return None;
+    }
+    match chunk.to_path() {
+        Ok(mut to) if to.len() == 1 => {
+            let uri = to.pop()?;
+            let tx = registry
+                .lock()
+                .expect("registry lock poisoned")
+                .get(&uri)
+                .cloned()?;
+            Some((uri, tx))
+        }
+        _ => None,
+    }
+}
+
+/// One inbound connection of a [`MsrpServer::bind_shared`] server: binding SENDs for
+/// registered sessions attach them to the connection; other requests get 481.
+async fn serve_shared(tcp: TcpStream, secure: bool, registry: Registry, options: TransportOptions) {
+    let deadline = Instant::now() + options.bind_timeout;
+    let accepted = tokio::time::timeout_at(deadline, MsrpStream::accept(tcp, secure, &options.tls));
+    let Ok(Ok(stream)) = accepted.await else {
+        return;
+    };
+    let (conn, mut unrouted) = SharedConnection::with_unrouted(stream, &options);
+    let conn = Arc::new(conn);
+    let weak = Arc::downgrade(&conn);
+    // Held until a session holds the connection; then the sessions keep it open.
+    let mut waiting = Some(conn);
+    loop {
+        let next = if waiting.is_some() {
+            match tokio::time::timeout_at(deadline, unrouted.recv()).await {
+                Ok(next) => next,
+                // Nothing bound in time (RFC 4975 §7.3 leaves idle connections to us).
+                Err(_) => return,
+            }
+        } else {
+            unrouted.recv().await
+        };
+        let (Some(chunk), Some(conn)) = (next, weak.upgrade()) else {
+            return;
+        };
+        let Some((uri, tx)) = registered(&registry, &chunk) else {
+            conn.refuse(&chunk).await;
+            continue;
+        };
+        let transport = conn
+            .attach_stream(uri.clone())
+            .and_then(|stream| Ok(MsrpTransport::new(stream, uri, &options)?));
+        match transport {
+            Ok(t) => match tx.try_send((t, chunk)) {
+                Ok(()) => waiting = None,
+                Err(
+                    mpsc::error::TrySendError::Full((mut t, chunk))
+                    | mpsc::error::TrySendError::Closed((mut t, chunk)),
+                ) => {
+                    let _ = t
+                        .respond(&chunk, StatusCode::SESSION_DOES_NOT_EXIST, None)
+                        .await;
+                    let _ = t.shutdown().await;
+                }
+            },
+            // Already attached (a second binding for it): not a new session.
+            Err(_) => conn.refuse(&chunk).await,
+        }
     }
 }
 

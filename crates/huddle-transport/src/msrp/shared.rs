@@ -76,6 +76,32 @@ pub enum SharedError {
 impl SharedConnection {
     /// Starts sharing `stream` (connected, TCP or TLS).
     pub fn new(stream: MsrpStream, options: &TransportOptions) -> SharedConnection {
+        Self::start(stream, options, None)
+    }
+
+    /// Like [`SharedConnection::new`], but frames for no attached session are handed to
+    /// the returned receiver instead of being refused (an accepting side learns of a new
+    /// session from its binding SEND, attaches it, and refuses the rest with
+    /// [`SharedConnection::refuse`]).
+    pub fn with_unrouted(
+        stream: MsrpStream,
+        options: &TransportOptions,
+    ) -> (SharedConnection, mpsc::Receiver<Chunk>) {
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        (Self::start(stream, options, Some(tx)), rx)
+    }
+
+    /// Answers a request for no session here with 481 (RFC 4975 §7.3); responses and
+    /// REPORTs are never answered.
+    pub async fn refuse(&self, chunk: &Chunk) {
+        refuse(&self.out, chunk).await;
+    }
+
+    fn start(
+        stream: MsrpStream,
+        options: &TransportOptions,
+        unrouted: Option<mpsc::Sender<Chunk>>,
+    ) -> SharedConnection {
         let addrs = stream.local_addr().ok().zip(stream.peer_addr().ok());
         let secure = stream.is_secure();
         let (rd, wr) = tokio::io::split(stream);
@@ -104,7 +130,9 @@ impl SharedConnection {
         let reader = tokio::spawn(async move {
             while let Some(item) = frames.next().await {
                 match item {
-                    Ok(Ok(chunk)) => route(&reader_routes, &reader_out, chunk).await,
+                    Ok(Ok(chunk)) => {
+                        route(&reader_routes, &reader_out, unrouted.as_ref(), chunk).await
+                    }
                     // A bad frame that left the stream usable: answer it (RFC 4975 §7.2).
                     Ok(Err(bad)) => {
                         if let Some(resp) = bad.response() {
@@ -196,7 +224,12 @@ impl SharedConnection {
     }
 }
 
-async fn route(routes: &Routes, out: &mpsc::Sender<Chunk>, chunk: Chunk) {
+async fn route(
+    routes: &Routes,
+    out: &mpsc::Sender<Chunk>,
+    unrouted: Option<&mpsc::Sender<Chunk>>,
+    chunk: Chunk,
+) {
     // RFC 4975 §7.3: an endpoint is the last hop, so To-Path holds exactly its URI.
     let target = match chunk.to_path() {
         Ok(to) if to.len() == 1 => routes
@@ -214,7 +247,14 @@ async fn route(routes: &Routes, out: &mpsc::Sender<Chunk>, chunk: Chunk) {
                 refuse(out, &chunk).await;
             }
         }
-        None => refuse(out, &chunk).await,
+        None => match unrouted {
+            Some(u) => {
+                if let Err(mpsc::error::SendError(chunk)) = u.send(chunk).await {
+                    refuse(out, &chunk).await;
+                }
+            }
+            None => refuse(out, &chunk).await,
+        },
     }
 }
 
