@@ -400,8 +400,8 @@ async fn body(h: &mut MsrpSessionHandle, seen: &mut Vec<MsrpEvent>) -> bytes::By
 /// RFC 4976 §5.1: grants handed to the session driver are refreshed before they expire,
 /// on the session's own connection, for as long as the session lives. huddle's relay
 /// grants 2 s (the 1 s asked for is refused with 423 first), forgets nonces after
-/// 500 ms (each refresh meets a 401 stale challenge first) and drops sessions whose
-/// grant ran out: messages sent after three refreshes, long after the first grant
+/// 500 ms (each refresh meets a 401 stale challenge first), tolerates two failed AUTHs
+/// per connection, and drops sessions whose grant ran out: messages sent after three refreshes, long after the first grant
 /// ended, still arrive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_driver_refreshes_the_relay_grant() {
@@ -412,6 +412,9 @@ async fn session_driver_refreshes_the_relay_grant() {
     config.relay.min_expires = 2;
     config.relay.nonce_lifetime = Duration::from_millis(500);
     config.relay.tick = Duration::from_millis(50);
+    // Each refresh meets a stale nonce: a relay that counted those as failures would
+    // close the connection at the third.
+    config.relay.max_auth_failures = 2;
     let relay = RelayServer::start(config, creds).await.unwrap();
     let settings = |user: &str, pw: &str| RelaySettings {
         relay_uri: relay.uri().clone(),
