@@ -534,6 +534,12 @@ mod tests {
             r3.authorization().unwrap().unwrap().get("nc"),
             Some("00000002")
         );
+        // The refresh names the granted session; the digest uri stays the relay's.
+        assert_eq!(r3.to_path().unwrap(), g.use_path);
+        assert_eq!(
+            r3.authorization().unwrap().unwrap().get("uri"),
+            Some("msrp://127.0.0.1:2855;tcp")
+        );
     }
 
     #[test]
