@@ -447,6 +447,177 @@ fn a_queue_larger_than_one_write_goes_out_whole_and_in_order() {
     assert_eq!(got, (0..n).collect::<Vec<_>>());
 }
 
+/// A host with Alice joined over one link, driven by hand: (host, link, alice's id).
+fn host_with_alice() -> (Host, LinkId, ParticipantId) {
+    let now = Instant::now();
+    let mut host = Host::new("owner", Config::default()).expect("host");
+    host.invite("alice");
+    let link = host.add_link(now);
+    let mut b = BytesMut::new();
+    frame::encode(
+        &Frame::Hello {
+            version: frame::VERSION,
+            name: "alice".into(),
+        },
+        &mut b,
+    );
+    host.handle_input(link, &mut b, now).expect("hello");
+    let Some(HostEvent::Joined(alice, _)) = host.poll_event() else {
+        panic!("alice joins")
+    };
+    let _ = host.poll_transmit(link);
+    (host, link, alice)
+}
+
+fn data(to: Recipient, payload: &[u8]) -> Frame {
+    Frame::Data {
+        // A forged sender: the host stamps the real one.
+        from: ParticipantId(77),
+        to,
+        payload: Bytes::copy_from_slice(payload),
+    }
+}
+
+fn host_message(from: ParticipantId, to_all: bool, payload: &[u8]) -> HostEvent {
+    HostEvent::Message {
+        from,
+        to_all,
+        payload: Bytes::copy_from_slice(payload),
+    }
+}
+
+#[test]
+fn runs_of_messages_for_the_host_keep_their_order_among_other_frames() {
+    let (mut host, link, alice) = host_with_alice();
+    let now = Instant::now();
+    let mut b = BytesMut::new();
+    let host_id = Recipient::One(ParticipantId::HOST);
+    for f in [
+        data(host_id, b"a"),
+        data(host_id, b""),
+        data(host_id, b"c"),
+        data(Recipient::All, b"d"),
+        data(host_id, b"e"),
+        Frame::KeepAlive,
+        data(host_id, &[b'f'; MAX_PAYLOAD]),
+        data(Recipient::One(ParticipantId(999)), b"g"),
+        data(host_id, b"h"),
+    ] {
+        frame::encode(&f, &mut b);
+    }
+    // Fed in two pieces, cut inside a frame: the cut frame waits for the rest.
+    let mut rest = b.split_off(b.len() - 1);
+    host.handle_input(link, &mut b, now).expect("first part");
+    assert_eq!(host.pending_events(), 6, "everything before the cut frame");
+    b.unsplit(rest.split());
+    host.handle_input(link, &mut b, now).expect("second part");
+    assert!(b.is_empty());
+    assert_eq!(host.pending_events(), 7);
+    let want = vec![
+        host_message(alice, false, b"a"),
+        host_message(alice, false, b""),
+        host_message(alice, false, b"c"),
+        host_message(alice, true, b"d"),
+        host_message(alice, false, b"e"),
+        host_message(alice, false, &[b'f'; MAX_PAYLOAD]),
+        host_message(alice, false, b"h"),
+    ];
+    // One at a time and all at once give the same events.
+    let mut one_by_one = Vec::new();
+    while let Some(e) = host.poll_event() {
+        one_by_one.push(e);
+        if one_by_one.len() == 2 {
+            let mut rest = VecDeque::new();
+            host.take_events(&mut rest);
+            assert_eq!(host.pending_events(), 0);
+            one_by_one.extend(rest);
+        }
+    }
+    assert_eq!(one_by_one, want);
+    // The unknown recipient was reported back to Alice.
+    let mut out = BytesMut::from(&host.poll_transmit(link).expect("undeliverable")[..]);
+    assert_eq!(
+        frame::decode(&mut out),
+        Ok(Some(Frame::Undeliverable(ParticipantId(999))))
+    );
+}
+
+#[test]
+fn a_bad_frame_after_a_run_drops_the_sender_but_keeps_what_came_before() {
+    let (mut host, link, alice) = host_with_alice();
+    let now = Instant::now();
+    let mut b = BytesMut::new();
+    let to_host = Recipient::One(ParticipantId::HOST);
+    frame::encode(&data(to_host, b"ok 1"), &mut b);
+    frame::encode(&data(to_host, b"ok 2"), &mut b);
+    // A DATA frame one byte over the payload limit (within the frame limit).
+    let over = (1 + 8 + MAX_PAYLOAD + 1) as u32;
+    b.extend_from_slice(&over.to_be_bytes());
+    b.extend_from_slice(&[7, 0, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend_from_slice(&vec![0; MAX_PAYLOAD + 1]);
+    frame::encode(&data(to_host, b"never"), &mut b);
+    assert_eq!(
+        host.handle_input(link, &mut b, now),
+        Err(FrameError::PayloadTooLarge(MAX_PAYLOAD + 1))
+    );
+    let mut events = Vec::new();
+    while let Some(e) = host.poll_event() {
+        events.push(e);
+    }
+    assert_eq!(
+        events,
+        [
+            host_message(alice, false, b"ok 1"),
+            host_message(alice, false, b"ok 2"),
+            HostEvent::LinkClosed(link),
+            HostEvent::Left(alice, LeaveReason::Error),
+        ]
+    );
+}
+
+#[test]
+fn send_many_queues_up_to_the_limit_and_refuses_an_oversized_batch_whole() {
+    let mut sim = Sim::new(Config::default(), &["alice"]);
+    sim.join_all();
+    let now = sim.now;
+    let p = &mut sim.peers[0].p;
+    let to = Recipient::One(ParticipantId::HOST);
+    let payloads: Vec<[u8; 100]> = (0..50u8).map(|i| [i; 100]).collect();
+    let frame_len = frame::DATA_HEADER + 100;
+    // Stops once the limit is reached (the last message may cross it).
+    assert_eq!(p.send_many(to, &payloads, 10 * frame_len - 1, now), Ok(10));
+    assert_eq!(p.queued(), 10 * frame_len);
+    assert_eq!(p.send_many(to, &payloads[10..], 10 * frame_len, now), Ok(0));
+    assert_eq!(p.send_many(to, &payloads[10..], usize::MAX, now), Ok(40));
+    let big = [vec![1u8; 10], vec![2u8; MAX_PAYLOAD + 1]];
+    assert_eq!(
+        p.send_many(to, &big, usize::MAX, now),
+        Err(SendError::TooLarge {
+            len: MAX_PAYLOAD + 1
+        })
+    );
+    assert_eq!(p.queued(), 50 * frame_len, "nothing of the refused batch");
+    sim.run_until(|s| {
+        s.host_events
+            .iter()
+            .filter(|e| matches!(e, HostEvent::Message { .. }))
+            .count()
+            == 50
+    });
+    let got: Vec<u8> = sim
+        .host_events
+        .iter()
+        .filter_map(|e| match e {
+            HostEvent::Message { payload, .. } => {
+                assert_eq!(payload.len(), 100);
+                Some(payload[0])
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, (0..50).collect::<Vec<_>>());
+}
+
 #[test]
 fn keepalives_hold_a_quiet_session_and_a_silent_participant_is_dropped() {
     let cfg = Config {

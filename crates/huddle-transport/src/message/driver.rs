@@ -13,7 +13,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::frame::{MAX_PAYLOAD, ParticipantId, Recipient};
-use super::host::{Host, HostEvent, LinkId};
+use super::host::{Host, HostEvent, LinkId, Queued};
 use super::participant::{Participant, ParticipantEvent, SessionEnd};
 use super::{Config, SendError};
 
@@ -283,17 +283,14 @@ impl MessageClient {
             let mut s = lock(&self.shared);
             let was_empty = s.core.queued() == 0;
             let now = now();
-            let mut result = Ok(());
-            while next < payloads.len() {
-                if s.core.queued() >= s.config.max_queued && s.core.ended().is_none() {
-                    s.send = Some(cx.waker().clone());
-                    break;
-                }
-                if let Err(e) = s.core.send(to, payloads[next].as_ref(), now) {
-                    result = Err(e);
-                    break;
-                }
-                next += 1;
+            let limit = s.config.max_queued;
+            let result = s
+                .core
+                .queue_many(to, &payloads[next..], limit, now)
+                .map(|n| next += n);
+            if result.is_ok() && next < payloads.len() {
+                // The queue is full: the driver wakes this task when it takes bytes.
+                s.send = Some(cx.waker().clone());
             }
             if was_empty
                 && s.core.queued() > 0
@@ -473,10 +470,21 @@ impl Link for HostLink {
 pub struct MessageHost {
     shared: Arc<Mutex<HostShared>>,
     /// Events taken from the core in one swap, handed out without holding the core's
-    /// lock (so the connections' drivers keep decoding meanwhile). Locked before
-    /// `shared`, never the other way round.
-    taken: Arc<Mutex<VecDeque<HostEvent>>>,
+    /// lock (so the connections' drivers keep decoding meanwhile): message runs are
+    /// split into messages here, in the application's task. Locked before `shared`,
+    /// never the other way round.
+    taken: Arc<Mutex<Taken>>,
+    /// The events in `taken` (a run counts each of its messages), for
+    /// [`HostShared::pending`].
     taken_len: Arc<AtomicUsize>,
+}
+
+/// The host's events on the application's side.
+#[derive(Debug, Default)]
+struct Taken {
+    queue: VecDeque<Queued>,
+    /// Events in `queue`.
+    len: usize,
 }
 
 impl MessageHost {
@@ -492,7 +500,7 @@ impl MessageHost {
                 recv: None,
                 taken: taken_len.clone(),
             })),
-            taken: Arc::new(Mutex::new(VecDeque::new())),
+            taken: Arc::new(Mutex::new(Taken::default())),
             taken_len,
         })
     }
@@ -563,35 +571,55 @@ impl MessageHost {
     pub async fn recv_many(&self, out: &mut Vec<HostEvent>, max: usize) -> usize {
         let max = max.max(1);
         poll_fn(|cx| {
-            let mut q = lock(&self.taken);
+            let mut guard = lock(&self.taken);
+            let t = &mut *guard;
             let mut n = 0;
             loop {
-                if q.is_empty() {
+                if t.queue.is_empty() {
                     let mut s = lock(&self.shared);
-                    s.core.take_events(&mut q);
-                    if q.is_empty() {
+                    t.len = s.core.take_queued(&mut t.queue);
+                    if t.queue.is_empty() {
                         if n > 0 {
                             break;
                         }
                         s.recv = Some(cx.waker().clone());
                         return Poll::Pending;
                     }
-                    self.taken_len.store(q.len(), Ordering::Release);
+                    self.taken_len.store(t.len, Ordering::Release);
                 }
-                let before = q.len();
+                let before = t.len;
+                out.reserve((max - n).min(t.len));
                 while n < max {
-                    match q.pop_front() {
-                        // The connections' drivers handle closed links (woken through
-                        // the core's dirty list).
-                        Some(HostEvent::LinkClosed(_)) => {}
-                        Some(e) => {
-                            out.push(e);
-                            n += 1;
+                    match t.queue.front_mut() {
+                        Some(Queued::Messages(run)) => {
+                            while n < max
+                                && let Some(e) = run.next_event()
+                            {
+                                out.push(e);
+                                n += 1;
+                                t.len -= 1;
+                            }
+                            if run.len() == 0 {
+                                t.queue.pop_front();
+                            }
+                        }
+                        Some(Queued::Event(_)) => {
+                            t.len -= 1;
+                            match t.queue.pop_front() {
+                                // The connections' drivers handle closed links (woken
+                                // through the core's dirty list).
+                                Some(Queued::Event(HostEvent::LinkClosed(_))) => {}
+                                Some(Queued::Event(e)) => {
+                                    out.push(e);
+                                    n += 1;
+                                }
+                                _ => {}
+                            }
                         }
                         None => break,
                     }
                 }
-                self.taken_len.store(q.len(), Ordering::Release);
+                self.taken_len.store(t.len, Ordering::Release);
                 let s = lock(&self.shared);
                 if s.core.pending_events() + before >= s.config.max_pending_events
                     && s.pending() < s.config.max_pending_events
@@ -600,7 +628,7 @@ impl MessageHost {
                     s.wake_links();
                 }
                 drop(s);
-                if n >= max || !q.is_empty() {
+                if n >= max || !t.queue.is_empty() {
                     break;
                 }
             }

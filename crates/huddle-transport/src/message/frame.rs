@@ -216,17 +216,55 @@ fn put_len_kind(out: &mut BytesMut, body_len: usize, kind: u8) {
     out.put_u8(kind);
 }
 
-/// Appends a DATA frame (the hot path: no intermediate `Frame`).
-pub fn put_data(out: &mut BytesMut, from: ParticipantId, to: Recipient, payload: &[u8]) {
-    debug_assert!(payload.len() <= MAX_PAYLOAD);
+/// A DATA frame's header for a payload of `len` bytes.
+pub(crate) fn data_header(from: ParticipantId, to: Recipient, len: usize) -> [u8; DATA_HEADER] {
     let mut head = [0u8; DATA_HEADER];
-    head[..4].copy_from_slice(&((1 + 8 + payload.len()) as u32).to_be_bytes());
+    set_data_len(&mut head, len);
     head[4] = 7;
     head[5..9].copy_from_slice(&from.0.to_be_bytes());
     head[9..].copy_from_slice(&to.wire().to_be_bytes());
+    head
+}
+
+/// Sets the payload length in a DATA header.
+pub(crate) fn set_data_len(head: &mut [u8; DATA_HEADER], len: usize) {
+    head[..4].copy_from_slice(&((1 + 8 + len) as u32).to_be_bytes());
+}
+
+/// Appends a DATA frame (the hot path: no intermediate `Frame`).
+pub fn put_data(out: &mut BytesMut, from: ParticipantId, to: Recipient, payload: &[u8]) {
+    debug_assert!(payload.len() <= MAX_PAYLOAD);
+    let head = data_header(from, to, payload.len());
     out.reserve(DATA_HEADER + payload.len());
     out.extend_from_slice(&head);
     out.extend_from_slice(payload);
+}
+
+/// The length of the complete DATA frame at the start of `buf` (`None` when there is
+/// none).
+pub(crate) fn data_frame_len(buf: &[u8]) -> Option<usize> {
+    let head: &[u8; DATA_HEADER] = buf.get(..DATA_HEADER)?.try_into().ok()?;
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    // The checks of `decode`: a DATA body holds at least from and to, and a payload of
+    // at most MAX_PAYLOAD.
+    (head[4] == 7 && (9..=9 + MAX_PAYLOAD).contains(&len) && buf.len() - 4 >= len)
+        .then_some(4 + len)
+}
+
+/// The longest run of complete, well-formed DATA frames to `to` at the start of `buf`:
+/// its length in bytes and how many frames it holds. `decode` would return each of them
+/// as a [`Frame::Data`] to `to`; anything else ends the run (and is left to `decode`).
+pub(crate) fn data_run(buf: &[u8], to: ParticipantId) -> (usize, usize) {
+    let to = to.0.to_be_bytes();
+    let (mut at, mut count) = (0, 0);
+    while let Some(n) = data_frame_len(&buf[at..]) {
+        if buf[at + 9..at + 13] != to {
+            break;
+        }
+        at += n;
+        count += 1;
+    }
+    (at, count)
 }
 
 /// Appends `frame`.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::frame::{
     self, Frame, FrameError, LeaveReason, MAX_NAME_LEN, MAX_PARTICIPANTS, MAX_PAYLOAD,
@@ -37,6 +37,50 @@ pub enum HostEvent {
     LinkClosed(LinkId),
 }
 
+/// `count` DATA frames for the host from one sender, back to back as received and
+/// already checked: queued as one entry, sliced into [`HostEvent::Message`]s only when
+/// the events are taken (by a driver, outside its lock).
+#[derive(Debug)]
+pub(super) struct MessageRun {
+    from: ParticipantId,
+    frames: Bytes,
+    count: usize,
+}
+
+impl MessageRun {
+    /// Messages left in the run.
+    pub(super) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// The next message (`None` once the run is empty).
+    pub(super) fn next_event(&mut self) -> Option<HostEvent> {
+        let frame_len = frame::data_frame_len(&self.frames)?;
+        self.count -= 1;
+        let mut payload = if self.count == 0 {
+            // The last frame: the run's own handle, no new reference.
+            std::mem::take(&mut self.frames)
+        } else {
+            self.frames.split_to(frame_len)
+        };
+        payload.advance(frame::DATA_HEADER);
+        Some(HostEvent::Message {
+            from: self.from,
+            to_all: false,
+            payload,
+        })
+    }
+}
+
+/// An entry of the host's event queue.
+#[derive(Debug)]
+pub(super) enum Queued {
+    /// One event.
+    Event(HostEvent),
+    /// A run of messages for the host.
+    Messages(MessageRun),
+}
+
 #[derive(Debug)]
 struct Link {
     member: Option<ParticipantId>,
@@ -56,7 +100,9 @@ pub struct Host {
     members: BTreeMap<ParticipantId, (String, LinkId)>,
     next_link: u64,
     next_id: u32,
-    events: VecDeque<HostEvent>,
+    events: VecDeque<Queued>,
+    /// Events in `events` (a run counts each of its messages).
+    pending: usize,
     dirty: VecDeque<LinkId>,
 }
 
@@ -75,8 +121,14 @@ impl Host {
             next_link: 0,
             next_id: 1,
             events: VecDeque::new(),
+            pending: 0,
             dirty: VecDeque::new(),
         })
+    }
+
+    fn push_event(&mut self, e: HostEvent) {
+        self.events.push_back(Queued::Event(e));
+        self.pending += 1;
     }
 
     /// Invites `name`: a participant with this name may join.
@@ -158,7 +210,7 @@ impl Host {
             return;
         };
         self.close_link(link, true);
-        self.events.push_back(HostEvent::Left(id, reason));
+        self.push_event(HostEvent::Left(id, reason));
         self.fan_out(None, &Frame::Left(id, reason));
     }
 
@@ -170,7 +222,7 @@ impl Host {
             if discard_queue {
                 l.out.clear();
             }
-            self.events.push_back(HostEvent::LinkClosed(link));
+            self.push_event(HostEvent::LinkClosed(link));
             // Its driver must look at it: what is left goes out, then it closes.
             self.dirty.push_back(link);
         }
@@ -251,6 +303,20 @@ impl Host {
         // Looked up again only after a frame that may change the link's state.
         let mut member = l.member;
         loop {
+            if let Some(from) = member {
+                // The hot path: DATA frames for the host change no state. A run of them
+                // is checked here and queued as one entry, split into messages when the
+                // events are taken.
+                let (len, count) = frame::data_run(buf, ParticipantId::HOST);
+                if count > 0 {
+                    self.events.push_back(Queued::Messages(MessageRun {
+                        from,
+                        frames: buf.split_to(len).freeze(),
+                        count,
+                    }));
+                    self.pending += count;
+                }
+            }
             let f = match frame::decode(buf) {
                 Ok(Some(f)) => f,
                 Ok(None) => return Ok(()),
@@ -259,26 +325,6 @@ impl Host {
                     buf.clear();
                     return Err(e);
                 }
-            };
-            // The hot path: a message for the host changes no state, so the next frame
-            // needs no fresh look-up.
-            let f = match (member, f) {
-                (
-                    Some(from),
-                    Frame::Data {
-                        to: Recipient::One(ParticipantId::HOST),
-                        payload,
-                        ..
-                    },
-                ) => {
-                    self.events.push_back(HostEvent::Message {
-                        from,
-                        to_all: false,
-                        payload,
-                    });
-                    continue;
-                }
-                (_, f) => f,
             };
             let r = match (member, f) {
                 (None, Frame::Hello { version, name }) => {
@@ -293,8 +339,7 @@ impl Host {
                 (Some(from), Frame::Bye) => {
                     self.members.remove(&from);
                     self.close_link(link, false);
-                    self.events
-                        .push_back(HostEvent::Left(from, LeaveReason::Left));
+                    self.push_event(HostEvent::Left(from, LeaveReason::Left));
                     self.fan_out(None, &Frame::Left(from, LeaveReason::Left));
                     Ok(())
                 }
@@ -358,13 +403,13 @@ impl Host {
                 o,
             )
         });
-        self.events.push_back(HostEvent::Joined(id, name));
+        self.push_event(HostEvent::Joined(id, name));
     }
 
     fn data(&mut self, from: ParticipantId, to: Recipient, payload: Bytes) {
         match to {
             Recipient::All => {
-                self.events.push_back(HostEvent::Message {
+                self.push_event(HostEvent::Message {
                     from,
                     to_all: true,
                     payload: payload.clone(),
@@ -375,7 +420,7 @@ impl Host {
                 self.fan_out_bytes(Some(from), &tmp);
             }
             Recipient::One(ParticipantId::HOST) => {
-                self.events.push_back(HostEvent::Message {
+                self.push_event(HostEvent::Message {
                     from,
                     to_all: false,
                     payload,
@@ -434,22 +479,48 @@ impl Host {
 
     /// Events waiting for [`poll_event`](Self::poll_event).
     pub fn pending_events(&self) -> usize {
-        self.events.len()
+        self.pending
     }
 
-    /// Moves every waiting event to the back of `into` (in O(1) when `into` is empty):
-    /// a driver takes a whole batch in one short critical section.
+    /// Moves every waiting event to the back of `into`.
     pub fn take_events(&mut self, into: &mut VecDeque<HostEvent>) {
+        into.reserve(self.pending);
+        while let Some(e) = self.poll_event() {
+            into.push_back(e);
+        }
+    }
+
+    /// Moves the whole event queue to the back of `into` (in O(1) when `into` is empty)
+    /// and returns how many events it holds: a driver takes everything in one short
+    /// critical section and splits message runs outside it.
+    pub(super) fn take_queued(&mut self, into: &mut VecDeque<Queued>) -> usize {
         if into.is_empty() {
             std::mem::swap(into, &mut self.events);
         } else {
             into.append(&mut self.events);
         }
+        std::mem::take(&mut self.pending)
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<HostEvent> {
-        self.events.pop_front()
+        let e = match self.events.front_mut()? {
+            Queued::Messages(run) => {
+                let e = run.next_event();
+                if run.len() == 0 {
+                    self.events.pop_front();
+                }
+                e
+            }
+            Queued::Event(_) => match self.events.pop_front() {
+                Some(Queued::Event(e)) => Some(e),
+                _ => None,
+            },
+        };
+        if e.is_some() {
+            self.pending -= 1;
+        }
+        e
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is due for `link`.

@@ -177,6 +177,62 @@ impl Participant {
         Ok(())
     }
 
+    /// Queues `payloads` in order, all to `to`, while fewer than `limit` bytes are
+    /// queued (the batch path: one state check, the frame header built once); returns
+    /// how many were queued, so a caller can wait for [`poll_transmit`](Self::poll_transmit)
+    /// to make room and continue with the rest. A payload over 64 KiB refuses the whole
+    /// call before anything is queued.
+    pub fn send_many<P: AsRef<[u8]>>(
+        &mut self,
+        to: Recipient,
+        payloads: &[P],
+        limit: usize,
+        now: Instant,
+    ) -> Result<usize, SendError> {
+        if let Some(p) = payloads.iter().find(|p| p.as_ref().len() > MAX_PAYLOAD) {
+            return Err(SendError::TooLarge {
+                len: p.as_ref().len(),
+            });
+        }
+        self.queue_many(to, payloads, limit, now)
+    }
+
+    /// [`send_many`](Self::send_many) for payloads the caller has checked already.
+    pub(super) fn queue_many<P: AsRef<[u8]>>(
+        &mut self,
+        to: Recipient,
+        payloads: &[P],
+        limit: usize,
+        now: Instant,
+    ) -> Result<usize, SendError> {
+        let me = match self.state {
+            State::Joined(me) => me,
+            State::Joining => return Err(SendError::NotJoined),
+            State::Ended => return Err(SendError::Ended),
+        };
+        let mut head = frame::data_header(me, to, 0);
+        let mut n = 0;
+        for p in payloads {
+            let p = p.as_ref();
+            if self.sealed_len + self.out.len() >= limit {
+                break;
+            }
+            if p.len() > MAX_PAYLOAD {
+                // Checked by the caller; refused here all the same, never written.
+                return Err(SendError::TooLarge { len: p.len() });
+            }
+            let out = self.room(frame::DATA_HEADER + p.len());
+            frame::set_data_len(&mut head, p.len());
+            out.extend_from_slice(&head);
+            out.extend_from_slice(p);
+            n += 1;
+        }
+        if n > 0 {
+            self.live.sent(now);
+        }
+        Ok(n)
+    }
+
     /// Leaves the session (queues a BYE).
     pub fn leave(&mut self) {
         if self.state != State::Ended {
