@@ -336,4 +336,64 @@ mod reuse {
         }
         assert_eq!(pool.connections().await, 1);
     }
+
+    /// A chunk above the default segment size (256 KiB) written by a session on a
+    /// shared stream leaves as one frame with one transaction id.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_chunk_leaves_a_shared_stream_as_one_frame() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let big = TransportOptions {
+            limits: huddle_msrp::Limits {
+                max_body_in_memory: 1 << 20,
+                ..huddle_msrp::Limits::default()
+            },
+            ..TransportOptions::default()
+        };
+        let peer_opts = big.clone();
+        let peer = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let stream = MsrpStream::accept(tcp, false, &TlsSettings::default())
+                .await
+                .unwrap();
+            let conn = SharedConnection::new(stream, &peer_opts);
+            let mut s = conn
+                .attach(uri(&format!("msrp://127.0.0.1:{port}/bob;tcp")))
+                .unwrap();
+            let mut frames = Vec::new();
+            for _ in 0..2 {
+                let c = s.recv().await.unwrap();
+                s.send(c.response(StatusCode::OK, Some("OK")).unwrap())
+                    .await
+                    .unwrap();
+                frames.push(c);
+            }
+            // The connection stays open until the test has read the responses.
+            (frames, conn, s)
+        });
+        let pool = ConnectionPool::new();
+        let mut c = ConnectorDirect::new(TransportOptions::default()).with_pool(pool);
+        c.prepare().await.unwrap();
+        let target = uri(&format!("msrp://127.0.0.1:{port}/bob;tcp"));
+        let mut t = timeout(DEADLINE, c.complete(&[target]))
+            .await
+            .unwrap()
+            .unwrap();
+        let body = vec![b'x'; 300 * 1024];
+        let chunk = t
+            .make_chunk()
+            .data("application/octet-stream", body.clone())
+            .build()
+            .unwrap();
+        let (resp, served) = tokio::join!(t.transaction(&chunk, DEADLINE), async {
+            timeout(DEADLINE, peer).await.unwrap().unwrap()
+        });
+        assert_eq!(resp.unwrap().status_code(), Some(StatusCode::OK));
+        let (frames, _conn, _session) = served;
+        let got = &frames[1];
+        assert_eq!(got.segment, None, "one frame");
+        assert_eq!(got.transaction_id, chunk.transaction_id);
+        assert_eq!(got.body.as_ref().map(|b| b.len()), Some(body.len()));
+        assert!(got.body.as_deref() == Some(&body[..]), "the bytes sent");
+    }
 }

@@ -36,6 +36,8 @@ use super::stream::MsrpStream;
 use super::{TransportOptions, connect::ConnectError};
 use crate::codec::MsrpCodec;
 
+/// Largest body of our own sessions' frames decoded whole on the way out.
+const OWN_FRAME_MAX: usize = 1 << 30;
 /// Bytes buffered between a session's stream and the connection.
 const PIPE_BYTES: usize = 64 * 1024;
 /// Chunks queued per session before the reader waits for it.
@@ -312,8 +314,12 @@ async fn pump(
     mut session: SharedSession,
     io: DuplexStream,
     conn: Arc<SharedConnection>,
-    limits: huddle_msrp::Limits,
+    mut limits: huddle_msrp::Limits,
 ) {
+    // What comes out of `io` is our own session's frames, already in memory: decode them
+    // whole, so a chunk above the connection's segment size still leaves as one frame
+    // with one transaction id (segments would each be re-encoded as a frame of their own).
+    limits.max_body_in_memory = limits.max_body_in_memory.max(OWN_FRAME_MAX);
     let mut framed = Framed::new(io, MsrpCodec::new(limits));
     loop {
         tokio::select! {
