@@ -75,16 +75,23 @@ fn content() -> Content {
     c
 }
 
-fn iq(sid: &str, n: usize, j: Jingle) -> Iq {
+/// The addresses of every request. Shared, like the constant strings the node side puts
+/// in every request object: a JID is a reference-counted string, cloning it is cheap.
+fn jids() -> (Jid, Jid) {
+    (Jid::new(PEER).expect("jid"), Jid::new(ME).expect("jid"))
+}
+
+fn iq(sid: &str, n: usize, j: Jingle, (peer, me): &(Jid, Jid)) -> Iq {
     let mut iq = Iq::set(format!("{sid}-{n}"), j);
-    iq.from = Some(Jid::new(PEER).expect("jid"));
-    iq.to = Some(Jid::new(ME).expect("jid"));
+    iq.from = Some(peer.clone());
+    iq.to = Some(me.clone());
     iq
 }
 
 /// One batch of the mix: `SESSIONS` sessions × 6 actions, sids unique per `round`.
 fn mix(round: u64) -> Vec<Iq> {
     let mut out = Vec::with_capacity(SESSIONS * 6);
+    let jids = jids();
     for i in 0..SESSIONS {
         let sid = format!("r{round}s{i}");
         let with = |action, contents: Vec<Content>| {
@@ -96,12 +103,32 @@ fn mix(round: u64) -> Vec<Iq> {
         modify.senders = Senders::Initiator;
         let mut term = Jingle::new(Action::SessionTerminate, sid.clone());
         term.reason = Some(Reason::new(ReasonCondition::Success));
-        out.push(iq(&sid, 0, with(Action::SessionInitiate, vec![content()])));
-        out.push(iq(&sid, 1, with(Action::TransportInfo, vec![content()])));
-        out.push(iq(&sid, 2, with(Action::TransportInfo, vec![content()])));
-        out.push(iq(&sid, 3, with(Action::SessionInfo, vec![])));
-        out.push(iq(&sid, 4, with(Action::ContentModify, vec![modify])));
-        out.push(iq(&sid, 5, term));
+        out.push(iq(
+            &sid,
+            0,
+            with(Action::SessionInitiate, vec![content()]),
+            &jids,
+        ));
+        out.push(iq(
+            &sid,
+            1,
+            with(Action::TransportInfo, vec![content()]),
+            &jids,
+        ));
+        out.push(iq(
+            &sid,
+            2,
+            with(Action::TransportInfo, vec![content()]),
+            &jids,
+        ));
+        out.push(iq(&sid, 3, with(Action::SessionInfo, vec![]), &jids));
+        out.push(iq(
+            &sid,
+            4,
+            with(Action::ContentModify, vec![modify]),
+            &jids,
+        ));
+        out.push(iq(&sid, 5, term, &jids));
     }
     out
 }
@@ -182,7 +209,8 @@ fn idle_memory() -> Option<f64> {
     for i in 0..IDLE {
         let mut j = Jingle::new(Action::SessionInitiate, format!("idle{i}"));
         j.contents = vec![content()];
-        m.handle_iq(iq(&format!("idle{i}"), 0, j), now);
+        // Fresh JIDs per request, as parsed from the wire: each session holds its own.
+        m.handle_iq(iq(&format!("idle{i}"), 0, j, &jids()), now);
         drain(&mut m, now);
     }
     let after = rss_bytes()?;

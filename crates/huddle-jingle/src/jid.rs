@@ -59,9 +59,10 @@ impl Jid {
         }
         // RFC 7622 §3.1: the resourcepart begins after the first '/', the localpart ends
         // at the first '@' before it.
-        let slash = s.find('/');
+        // Byte loops: JIDs are short, a searcher costs more to set up than it saves.
+        let slash = s.bytes().position(|b| b == b'/');
         let head = &s[..slash.unwrap_or(s.len())];
-        let at = head.find('@');
+        let at = head.bytes().position(|b| b == b'@');
         let (local, domain) = match at {
             Some(i) => (Some(&head[..i]), &head[i + 1..]),
             None => (None, head),

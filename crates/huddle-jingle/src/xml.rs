@@ -243,16 +243,18 @@ pub(crate) fn read_document(input: &[u8], limits: &Limits) -> Result<Element, Xm
         cfg.expand_empty_elements = false;
         cfg.check_comments = true;
     }
-    let mut stack: Vec<Element> = Vec::new();
+    // Sized for a typical stanza (iq > jingle > content > transport > candidate ...): no
+    // regrowth on the way down.
+    let mut stack: Vec<Element> = Vec::with_capacity(8);
     let mut root: Option<Element> = None;
     let mut elements = 0usize;
     let mut seen_decl_or_root = false;
     // Namespace bindings in scope (Namespaces in XML 1.0 §6), innermost last, each
     // with the depth of the element that declared it; names and URIs are slices of the
     // input (URIs as written, like quick-xml's resolver).
-    let mut bindings: Vec<Binding<'_>> = Vec::new();
+    let mut bindings: Vec<Binding<'_>> = Vec::with_capacity(8);
     // The attributes of the start tag being read, reused from tag to tag.
-    let mut attrs: Vec<(&str, &str)> = Vec::new();
+    let mut attrs: Vec<(&str, &str)> = Vec::with_capacity(16);
     loop {
         let pos = reader.buffer_position();
         let event = reader.read_event().map_err(|e| XmlError::Syntax {
@@ -285,7 +287,9 @@ pub(crate) fn read_document(input: &[u8], limits: &Limits) -> Result<Element, Xm
                     });
                 }
                 attrs.clear();
-                for attr in start.attributes().with_checks(true) {
+                // Duplicates are checked below on the raw names (quick-xml's own check
+                // allocates per tag).
+                for attr in start.attributes().with_checks(false) {
                     let attr = attr.map_err(|e| XmlError::Syntax {
                         position: pos,
                         message: e.to_string(),
@@ -296,6 +300,14 @@ pub(crate) fn read_document(input: &[u8], limits: &Limits) -> Result<Element, Xm
                         });
                     }
                     let key = slice_of(text, attr.key.into_inner())?;
+                    // XML 1.0 §3.1 (WFC: Unique Att Spec): no attribute name may appear
+                    // more than once in the same start-tag.
+                    if attrs.iter().any(|&(k, _)| k == key) {
+                        return Err(XmlError::Syntax {
+                            position: pos,
+                            message: format!("duplicate attribute {key:?}"),
+                        });
+                    }
                     let value = match &attr.value {
                         std::borrow::Cow::Borrowed(v) => slice_of(text, v)?,
                         std::borrow::Cow::Owned(_) => {
@@ -531,8 +543,9 @@ fn lookup<'a>(bindings: &[Binding<'a>], prefix: Option<&str>, element: bool) -> 
 
 /// Splits a qualified name at its first colon: (prefix, local name).
 fn split_qname(qname: &str) -> (Option<&str>, &str) {
-    match qname.split_once(':') {
-        Some((p, l)) => (Some(p), l),
+    // A byte loop: names are short, a searcher costs more to set up than it saves.
+    match qname.bytes().position(|b| b == b':') {
+        Some(i) => (Some(&qname[..i]), &qname[i + 1..]),
         None => (None, qname),
     }
 }
@@ -814,6 +827,12 @@ impl<'w> Writer<'w> {
 /// attribute-value normalization would otherwise turn into spaces).
 pub(crate) fn escape_into(out: &mut String, s: &str, attr: bool) {
     let bytes = s.as_bytes();
+    // Most values (ids, JIDs, names, namespaces) need no escaping: one table scan, one copy.
+    let table = if attr { &ESCAPE_ATTR } else { &ESCAPE_TEXT };
+    if !bytes.iter().any(|&b| table[usize::from(b)]) {
+        out.push_str(s);
+        return;
+    }
     let mut last = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let rep = match b {
@@ -831,6 +850,21 @@ pub(crate) fn escape_into(out: &mut String, s: &str, attr: bool) {
         last = i + 1;
     }
     out.push_str(&s[last..]);
+}
+
+/// Bytes [`escape_into`] replaces in attribute values.
+const ESCAPE_ATTR: [bool; 256] = escape_table(b"&<>\r\"\n\t");
+/// Bytes [`escape_into`] replaces in text.
+const ESCAPE_TEXT: [bool; 256] = escape_table(b"&<>\r");
+
+const fn escape_table(bytes: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
 }
 
 /// Integer formatting without going through `fmt` machinery for every attribute.
