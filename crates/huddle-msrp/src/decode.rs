@@ -310,7 +310,8 @@ impl Decoder {
         if b.len() < 16 || &b[..5] != b"MSRP " {
             return None;
         }
-        let sp = 5 + memchr::memchr(b' ', &b[5..b.len().min(6 + 32)])?;
+        // Ids are short: a plain loop beats a vectorised search here.
+        let sp = 5 + b[5..b.len().min(6 + 32)].iter().position(|&c| c == b' ')?;
         let tid = &b[5..sp];
         if !is_transaction_id(tid) {
             return None;
@@ -334,6 +335,8 @@ impl Decoder {
                 status: StatusCode(code),
                 comment,
             }
+        } else if rest == b"SEND" {
+            StartLine::Request(Method::SEND)
         } else {
             StartLine::Request(Method::parse(rest)?)
         };
@@ -659,6 +662,19 @@ fn find_end_line(finder: &memmem::Finder<'_>, buf: &[u8], mut from: usize, tid: 
     // Most bodies hold few CRs (text without line breaks, a small chunk): look at
     // each CR directly, which costs less than setting up the substring search, and
     // leave bodies with many CRs to the substring search.
+    // A small body: its first bytes one at a time, before any vectorised search.
+    let near = buf.len().min(from + 16);
+    match buf[from..near].iter().position(|&c| c == b'\r') {
+        Some(off) => {
+            let at = from + off;
+            match end_line_at(buf, at, tid) {
+                Some(Some((end, flag))) => return EndLine::Found { at, end, flag },
+                Some(None) => from = at + 1,
+                None => return EndLine::Resume(at),
+            }
+        }
+        None => from = near,
+    }
     for _ in 0..4 {
         let Some(off) = memchr::memchr(b'\r', &buf[from..]) else {
             return EndLine::Resume(buf.len());
@@ -1189,10 +1205,12 @@ fn known_exact(raw: &[u8]) -> Option<KnownHeader> {
     } else {
         (w(0), w(n / 2 - 4), w(n - 8))
     };
-    row.iter()
-        .flatten()
-        .find(|(k, _)| *k == key)
-        .map(|&(_, h)| h)
+    for &(k, h) in row.iter().map_while(Option::as_ref) {
+        if k == key {
+            return Some(h);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
