@@ -29,6 +29,7 @@ use huddle_transport::msrp::{
     AcceptorDirect, AcceptorRelay, ConnectorDirect, ConnectorRelay, MsrpConnector, MsrpStream,
     TransportOptions,
 };
+use huddle_transport::relay::client::RelayAuth;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
@@ -80,6 +81,9 @@ pub(crate) struct Established {
     pub(crate) local_path: Vec<MsrpUri>,
     pub(crate) remote_path: Vec<MsrpUri>,
     pub(crate) peer: MsrpAttributes,
+    /// The relay's AUTH state when bound through a relay: the session refreshes the
+    /// grant on the same connection for as long as it runs (RFC 4976 §5.1).
+    pub(crate) relay: Option<RelayAuth>,
 }
 
 /// The stream handed over by the transport, with the bytes it had read ahead.
@@ -253,19 +257,20 @@ pub(crate) async fn establish(
         }
     };
     let remote_path = transport.remote_path().to_vec();
-    let (inner, prefix) = transport
-        .into_stream()
+    let parts = transport
+        .into_parts()
         .map_err(|e| anyhow!("handing over the connection: {e}"))?;
     Ok(Established {
         io: Prefixed {
-            prefix,
-            inner,
+            prefix: parts.read_prefix,
+            inner: parts.stream,
             write_limit: None,
             written: 0,
         },
         local_path,
         remote_path,
         peer,
+        relay: parts.relay,
     })
 }
 
@@ -273,11 +278,15 @@ fn new_session_id() -> String {
     huddle_transport::msrp::new_session_id()
 }
 
-fn session_for(e: &Established) -> MsrpSession {
+fn session_for(e: &mut Established) -> MsrpSession {
     let mut cfg = MsrpConfig::new(e.local_path.clone(), e.remote_path.clone());
     cfg.max_chunk_size = 64 * 1024;
     cfg.max_incoming_message = 1 << 20;
-    MsrpSession::new(cfg)
+    let mut session = MsrpSession::new(cfg);
+    if let Some(relay) = e.relay.take() {
+        session.set_relay(relay);
+    }
+    session
 }
 
 /// Reads stdin lines into a channel (the answer line first when offering).
@@ -362,9 +371,9 @@ pub(crate) async fn chat(args: ChatArgs) -> Result<ExitCode> {
         Some(o) => Role::Answer(o),
         None => Role::Offer(&mut lines),
     };
-    let est = establish(&args.link, role, attrs, &mut print_line).await?;
+    let mut est = establish(&args.link, role, attrs, &mut print_line).await?;
     eprintln!("chat: connected; type lines to send, end with Ctrl-D");
-    let session = session_for(&est);
+    let session = session_for(&mut est);
     let mut handle = spawn(est.io, session);
     let mut failed = false;
     loop {
@@ -473,7 +482,7 @@ pub(crate) struct Sent {
 
 /// Sends `path` over an established session; `stop_after` cuts it short.
 pub(crate) async fn send_over(
-    est: Established,
+    mut est: Established,
     offer: &FileOffer,
     path: &Path,
     stop_after: Option<u64>,
@@ -493,7 +502,7 @@ pub(crate) async fn send_over(
         offer.clone()
     };
     let size = offer.selector.size.unwrap_or(0);
-    let mut session = session_for(&est);
+    let mut session = session_for(&mut est);
     let id = queue_file(&mut session, &offer, path, SendOptions::default())
         .map_err(|e| anyhow!("queueing the file: {e}"))?;
     let mut io = est.io;
@@ -561,7 +570,7 @@ pub(crate) fn partial_len(out: &Path, no_resume: bool) -> u64 {
 
 /// Receives into `out` over an established session.
 pub(crate) async fn receive_over(
-    est: Established,
+    mut est: Established,
     out: &Path,
     have: u64,
     bar: &ProgressBar,
@@ -580,7 +589,7 @@ pub(crate) async fn receive_over(
     } else {
         FileReceiver::new(offer, out)
     };
-    let mut session = session_for(&est);
+    let mut session = session_for(&mut est);
     receiver
         .attach(&mut session)
         .map_err(|e| anyhow!("opening {}: {e}", out.display()))?;
