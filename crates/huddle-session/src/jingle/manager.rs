@@ -638,9 +638,6 @@ impl SessionManager {
     /// not XML at all cannot be answered (no id) and is only reported.
     pub fn handle_xml(&mut self, input: &[u8], now: Instant) -> Result<(), ParseError> {
         let el = Element::parse(input, &self.core.config.codec.limits)?;
-        let kind = el.attr("type").and_then(IqType::from_wire);
-        let id = el.attr("id").map(str::to_owned);
-        let from = el.attr("from").and_then(|f| Jid::new(f).ok());
         match self.core.config.codec.decode_element(el) {
             Ok(huddle_jingle::Document::Iq(iq)) => {
                 self.handle_iq(iq, now);
@@ -652,8 +649,15 @@ impl SessionManager {
                 namespace: huddle_jingle::ns::JINGLE.into(),
             }),
             Err(e) => {
-                if let (Some(IqType::Set | IqType::Get), Some(id)) = (kind, id) {
-                    self.reject_malformed(from, id, &e);
+                // The rare malformed request: read the document again for what the
+                // answer needs (the decoder consumed the element; copying id and sender
+                // out of every well-formed request first would cost more).
+                if let Ok(el) = Element::parse(input, &self.core.config.codec.limits)
+                    && let (Some(IqType::Set | IqType::Get), Some(id)) =
+                        (el.attr("type").and_then(IqType::from_wire), el.attr("id"))
+                {
+                    let from = el.attr("from").and_then(|f| Jid::new(f).ok());
+                    self.reject_malformed(from, id.to_owned(), &e);
                 }
                 Err(e)
             }
