@@ -592,13 +592,14 @@ impl MessageHost {
                 while n < max {
                     match t.queue.front_mut() {
                         Some(Queued::Messages(run)) => {
+                            let before = run.len();
                             while n < max
                                 && let Some(e) = run.next_event()
                             {
                                 out.push(e);
                                 n += 1;
-                                t.len -= 1;
                             }
+                            t.len -= before - run.len();
                             if run.len() == 0 {
                                 t.queue.pop_front();
                             }

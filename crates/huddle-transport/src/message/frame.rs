@@ -217,6 +217,7 @@ fn put_len_kind(out: &mut BytesMut, body_len: usize, kind: u8) {
 }
 
 /// A DATA frame's header for a payload of `len` bytes.
+#[inline]
 pub(crate) fn data_header(from: ParticipantId, to: Recipient, len: usize) -> [u8; DATA_HEADER] {
     let mut head = [0u8; DATA_HEADER];
     set_data_len(&mut head, len);
@@ -227,6 +228,7 @@ pub(crate) fn data_header(from: ParticipantId, to: Recipient, len: usize) -> [u8
 }
 
 /// Sets the payload length in a DATA header.
+#[inline]
 pub(crate) fn set_data_len(head: &mut [u8; DATA_HEADER], len: usize) {
     head[..4].copy_from_slice(&((1 + 8 + len) as u32).to_be_bytes());
 }

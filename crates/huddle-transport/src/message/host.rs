@@ -53,9 +53,18 @@ impl MessageRun {
         self.count
     }
 
-    /// The next message (`None` once the run is empty).
+    /// The next message (`None` once the run is empty: [`len`](Self::len) is then 0).
     pub(super) fn next_event(&mut self) -> Option<HostEvent> {
-        let frame_len = frame::data_frame_len(&self.frames)?;
+        // The run was checked when it was queued: only the length is read again.
+        let frame_len = match self.frames.get(..4) {
+            Some(&[a, b, c, d]) if self.count > 0 => 4 + u32::from_be_bytes([a, b, c, d]) as usize,
+            _ => 0,
+        };
+        if frame_len < frame::DATA_HEADER || frame_len > self.frames.len() {
+            // Cannot happen (the run was checked); the run ends rather than loops.
+            self.count = 0;
+            return None;
+        }
         self.count -= 1;
         let mut payload = if self.count == 0 {
             // The last frame: the run's own handle, no new reference.
@@ -504,23 +513,28 @@ impl Host {
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<HostEvent> {
-        let e = match self.events.front_mut()? {
-            Queued::Messages(run) => {
-                let e = run.next_event();
-                if run.len() == 0 {
-                    self.events.pop_front();
+        loop {
+            match self.events.front_mut()? {
+                Queued::Messages(run) => {
+                    let before = run.len();
+                    let e = run.next_event();
+                    let after = run.len();
+                    self.pending -= before - after;
+                    if after == 0 {
+                        self.events.pop_front();
+                    }
+                    if e.is_some() {
+                        return e;
+                    }
                 }
-                e
+                Queued::Event(_) => {
+                    self.pending -= 1;
+                    if let Some(Queued::Event(e)) = self.events.pop_front() {
+                        return Some(e);
+                    }
+                }
             }
-            Queued::Event(_) => match self.events.pop_front() {
-                Some(Queued::Event(e)) => Some(e),
-                _ => None,
-            },
-        };
-        if e.is_some() {
-            self.pending -= 1;
         }
-        e
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is due for `link`.

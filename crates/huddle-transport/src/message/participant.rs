@@ -146,15 +146,22 @@ impl Participant {
 
     /// The current block with room for `n` more bytes: when it has too little, it is
     /// sealed and a fresh one started (nothing queued is copied).
+    #[inline]
     fn room(&mut self, n: usize) -> &mut BytesMut {
         if self.out.capacity() - self.out.len() < n {
-            let full = mem::replace(&mut self.out, BytesMut::with_capacity(BLOCK.max(n)));
-            if !full.is_empty() {
-                self.sealed_len += full.len();
-                self.sealed.push_back(full.freeze());
-            }
+            self.seal(n);
         }
         &mut self.out
+    }
+
+    /// Seals the current block and starts one with room for `n` bytes.
+    #[cold]
+    fn seal(&mut self, n: usize) {
+        let full = mem::replace(&mut self.out, BytesMut::with_capacity(BLOCK.max(n)));
+        if !full.is_empty() {
+            self.sealed_len += full.len();
+            self.sealed.push_back(full.freeze());
+        }
     }
 
     /// Queues a message. A payload over 64 KiB is refused before anything is queued.
