@@ -21,7 +21,7 @@
 //!
 //! The machine is shared: huddle and node are measured in interleaved rounds and each
 //! figure is the median of its rounds (all rounds are printed). For instruction counts,
-//! `HUDDLE_SESSION_PROFILE=typed|xml|codec` runs only one case (see [`profile`]).
+//! `HUDDLE_SESSION_PROFILE=typed|xml|codec|memory` runs only one case (see [`profile`]).
 //!
 //! jingle.js and ltx are installed with npm into `target/huddle-bench/node-scratch` on
 //! first use; without node or npm their column says why.
@@ -266,9 +266,12 @@ fn jinglejs(mode: &str) -> Result<f64, String> {
         })
 }
 
-/// Under `HUDDLE_SESSION_PROFILE=typed|xml|codec` (for callgrind with
+/// Under `HUDDLE_SESSION_PROFILE=typed|xml|codec|memory` (for callgrind with
 /// `--toggle-collect='*profile_work*'`): runs a few batches of one case and exits, nothing else.
 fn profile(case: &str) {
+    if case == "memory" {
+        return println!("{:?} bytes per idle session", idle_memory());
+    }
     #[inline(never)]
     fn profile_work(m: &mut SessionManager, case: &str, typed: Vec<Iq>, xml: &[String]) -> u64 {
         let now = Instant::now();

@@ -271,7 +271,9 @@ enum Flow {
 /// The Jingle session manager (sans-IO): one per local JID.
 pub struct SessionManager {
     core: Core,
-    sessions: HashMap<String, Entry>,
+    /// Boxed: the table stays small (a slot is a key and a pointer), so lookups touch
+    /// less memory and growing it moves less.
+    sessions: HashMap<String, Box<Entry>>,
     factories: Vec<(String, HandlerFactory)>,
 }
 
@@ -394,7 +396,13 @@ impl Core {
 
     /// Ends `entry` (already removed from the table): state, terminate IQ, event, and an
     /// answer for every request still queued.
-    fn finish(&mut self, mut entry: Entry, reason: Option<Reason>, silent: bool, by_peer: bool) {
+    fn finish(
+        &mut self,
+        mut entry: Box<Entry>,
+        reason: Option<Reason>,
+        silent: bool,
+        by_peer: bool,
+    ) {
         self.set_state(&mut entry.session, SessionState::Ended);
         if entry.initiate_unanswered {
             self.forget_initiating(&entry.session.peer, &entry.session.sid);
@@ -519,10 +527,10 @@ impl SessionManager {
         Box::new(BaseHandler)
     }
 
-    fn new_entry(&mut self, session: Session) -> Entry {
+    fn new_entry(&mut self, session: Session) -> Box<Entry> {
         self.core.generation += 1;
         let handler = self.handler_for(&session);
-        Entry {
+        Box::new(Entry {
             session,
             handler,
             queue: VecDeque::new(),
@@ -531,7 +539,7 @@ impl SessionManager {
             initiate_unanswered: false,
             superseded_by: None,
             requests: Vec::new(),
-        }
+        })
     }
 
     // ----------------------------------------------------------------- outputs
@@ -1153,7 +1161,7 @@ impl SessionManager {
 
 /// The live session `sid`, if `ok` says the command fits it.
 fn live<'a>(
-    sessions: &'a mut HashMap<String, Entry>,
+    sessions: &'a mut HashMap<String, Box<Entry>>,
     sid: &str,
     command: &'static str,
     ok: impl Fn(&Session) -> bool,
