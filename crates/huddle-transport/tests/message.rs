@@ -674,6 +674,24 @@ fn a_participant_detects_a_silent_host() {
 }
 
 #[test]
+fn a_write_marked_by_the_driver_postpones_the_keepalive() {
+    let cfg = Config {
+        keepalive_interval: Duration::from_secs(1),
+        keepalive_timeout: Duration::from_secs(10),
+        ..Config::default()
+    };
+    let now = Instant::now();
+    let mut p = Participant::new("alice", &cfg, now).expect("p");
+    let _ = p.poll_transmit();
+    assert_eq!(p.poll_timeout(), Some(now + Duration::from_secs(1)));
+    p.handle_sent(now + Duration::from_millis(500));
+    assert_eq!(p.poll_timeout(), Some(now + Duration::from_millis(1500)));
+    // An older stamp never moves it back.
+    p.handle_sent(now);
+    assert_eq!(p.poll_timeout(), Some(now + Duration::from_millis(1500)));
+}
+
+#[test]
 fn uninvited_duplicate_and_wrong_version_joins_are_rejected() {
     let now = Instant::now();
     let mut host = Host::new("owner", Config::default()).expect("host");

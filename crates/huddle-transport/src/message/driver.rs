@@ -128,6 +128,9 @@ struct ClientShared {
     recv: Option<Waker>,
     send: Option<Waker>,
     events_seen_end: bool,
+    /// The driver's last reading of the clock: sends are stamped with it (no clock read
+    /// per message) and the driver stamps the write itself ([`Participant::handle_sent`]).
+    last_now: Instant,
 }
 
 impl ClientShared {
@@ -172,8 +175,10 @@ impl Link for ClientLink {
             s.core.handle_timeout(now);
             s.wake_app();
         }
+        s.last_now = now;
         let p = s.core.poll_transmit();
         if p.is_some() {
+            s.core.handle_sent(now);
             // Room in the queue again.
             if let Some(w) = s.send.take() {
                 w.wake();
@@ -216,6 +221,7 @@ impl MessageClient {
             recv: None,
             send: None,
             events_seen_end: false,
+            last_now: now(),
         }));
         tokio::spawn(pump(io, ClientLink(shared.clone())));
         let client = MessageClient { shared };
@@ -250,7 +256,8 @@ impl MessageClient {
                 return Poll::Pending;
             }
             let was_empty = s.core.queued() == 0;
-            let r = s.core.send(to, payload, now());
+            let at = s.last_now;
+            let r = s.core.send(to, payload, at);
             if was_empty && let Some(w) = &s.driver {
                 w.wake_by_ref();
             }

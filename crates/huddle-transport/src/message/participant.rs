@@ -344,6 +344,13 @@ impl Participant {
         Some(self.out.split().freeze())
     }
 
+    /// Marks that bytes were written (keep-alives are only sent when quiet): a driver
+    /// that passes [`send`](Self::send) a cached time calls this with the time of the
+    /// write.
+    pub fn handle_sent(&mut self, now: Instant) {
+        self.live.sent(now);
+    }
+
     /// Events waiting for [`poll_event`](Self::poll_event).
     pub fn pending_events(&self) -> usize {
         self.events.len()
