@@ -430,6 +430,13 @@ fn main() {
         msg_batched_cpu.push(c.as_secs_f64() * 1e9 / n as f64);
         let (w, n) = message_cores(5_000_000);
         cores.push(n as f64 / w.as_secs_f64());
+        // Each run's figures, to see the spread on a shared machine.
+        eprintln!(
+            "  message mode: one send each {:.2} M/s, batched {:.2} M/s, cores {:.2} M/s",
+            msg[run] / 1e6,
+            msg_batched[run] / 1e6,
+            cores[run] / 1e6
+        );
     }
     let tput = |v: &[Run]| median(v.iter().map(Run::mib_s).collect());
     let cpu = |v: &[Run]| median(v.iter().map(Run::cpu_per_gib).collect());

@@ -32,7 +32,11 @@
 //!   returns them in blocks of up to 256 KiB, filled in place: a long queue is never
 //!   copied to grow), so many small messages share one write.
 //!   [`MessageClient::send_many`] queues a whole batch under one lock with one driver
-//!   wake-up, and [`MessageHost::recv_many`] takes every waiting event in one swap.
+//!   wake-up ([`Participant::send_many`]: one state check, one header built), and
+//!   [`MessageHost::recv_many`] takes every waiting event in one swap. Messages for the
+//!   host that arrive back to back are checked where they lie in the read buffer and
+//!   queued as one run; the run is sliced into messages by `recv_many`, in the
+//!   application's task, outside the lock the connections' drivers need.
 //!
 //! [`Participant`] and [`Host`] are sans-IO; [`MessageClient`] and [`MessageHost`] drive
 //! them over any `AsyncRead + AsyncWrite`.
