@@ -896,6 +896,80 @@ proptest! {
     }
 
     #[test]
+    fn messages_from_a_member_give_the_same_events_under_any_split(
+        msgs in proptest::collection::vec(
+            (0u8..4, proptest::collection::vec(any::<u8>(), 0..40)),
+            0..40,
+        ),
+        cut in 1usize..64,
+        take_every in 1usize..8,
+    ) {
+        let (mut host, link, alice) = host_with_alice();
+        let now = Instant::now();
+        let mut wire = BytesMut::new();
+        let mut want = Vec::new();
+        for (kind, payload) in &msgs {
+            let to = match kind {
+                0 | 1 => Recipient::One(ParticipantId::HOST),
+                2 => Recipient::All,
+                _ => Recipient::One(ParticipantId(999)),
+            };
+            frame::encode(&data(to, payload), &mut wire);
+            if *kind < 3 {
+                want.push(host_message(alice, to == Recipient::All, payload));
+            }
+        }
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for (i, piece) in wire.chunks(cut).enumerate() {
+            buf.extend_from_slice(piece);
+            host.handle_input(link, &mut buf, now).expect("valid");
+            // Events taken now and then, one at a time or all at once.
+            if i % take_every == 0 {
+                match host.poll_event() {
+                    Some(e) => got.push(e),
+                    None => prop_assert_eq!(host.pending_events(), 0),
+                }
+            } else {
+                let mut q = VecDeque::new();
+                host.take_events(&mut q);
+                got.extend(q);
+            }
+        }
+        while let Some(e) = host.poll_event() {
+            got.push(e);
+        }
+        prop_assert!(buf.is_empty());
+        prop_assert_eq!(host.pending_events(), 0);
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn arbitrary_bytes_from_a_member_never_panic_the_host(
+        bytes in proptest::collection::vec(any::<u8>(), 0..400),
+        cut in 1usize..64,
+    ) {
+        let (mut host, link, _) = host_with_alice();
+        let now = Instant::now();
+        // A valid message first, so a run is under way when the noise starts.
+        let mut b = BytesMut::new();
+        frame::encode(&data(Recipient::One(ParticipantId::HOST), b"ok"), &mut b);
+        for piece in bytes.chunks(cut) {
+            b.extend_from_slice(piece);
+            if host.handle_input(link, &mut b, now).is_err() {
+                break;
+            }
+        }
+        let _ = host.poll_transmit(link);
+        let n = host.pending_events();
+        let mut seen = 0;
+        while host.poll_event().is_some() {
+            seen += 1;
+        }
+        prop_assert_eq!(seen, n);
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic_the_host(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         let now = Instant::now();
         let mut host = Host::new("owner", Config::default()).expect("host");
