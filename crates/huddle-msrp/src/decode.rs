@@ -1019,18 +1019,32 @@ fn block_is_plain_text(block: &[u8], crlfs: usize) -> bool {
 /// else, and when fewer than eight bytes are left to look at.
 #[inline(always)]
 fn plain_line_end(b: &[u8], mut i: usize) -> Option<usize> {
-    loop {
-        let w = u64::from_le_bytes(b.get(i..i + 8)?.try_into().expect("8 bytes"));
-        // Bit 7 of each byte below 0x20 (nothing carries into it from lower ASCII
-        // bytes), of each non-ASCII byte, and of DEL (0x7f + 1). Carries out of
-        // non-ASCII bytes only affect bytes above the lowest flagged one.
-        let flagged = (!w.wrapping_add(ONES * 0x60) | w | w.wrapping_add(ONES)) & HIGH;
-        if flagged != 0 {
-            let at = i + flagged.trailing_zeros() as usize / 8;
-            return (b[at] == b'\r' && b.get(at + 1) == Some(&b'\n')).then_some(at);
+    // Bit 7 of each byte below 0x20 (nothing carries into it from lower ASCII bytes),
+    // of each non-ASCII byte, and of DEL (0x7f + 1). Carries out of non-ASCII bytes
+    // only affect bytes above the lowest flagged one.
+    let flags = |w: u64| (!w.wrapping_add(ONES * 0x60) | w | w.wrapping_add(ONES)) & HIGH;
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let found = |at: usize| (b[at] == b'\r' && b.get(at + 1) == Some(&b'\n')).then_some(at);
+    // Sixteen bytes a step while they last (header lines are 20 to 60 bytes long).
+    while i + 16 <= b.len() {
+        let (lo, hi) = (flags(word(i)), flags(word(i + 8)));
+        if lo | hi != 0 {
+            return if lo != 0 {
+                found(i + lo.trailing_zeros() as usize / 8)
+            } else {
+                found(i + 8 + hi.trailing_zeros() as usize / 8)
+            };
         }
-        i += 8;
+        i += 16;
     }
+    if i + 8 > b.len() {
+        return None;
+    }
+    let f = flags(word(i));
+    if f != 0 {
+        return found(i + f.trailing_zeros() as usize / 8);
+    }
+    None
 }
 
 /// The index of the first colon of an ASCII `line`.
@@ -1241,6 +1255,44 @@ mod tests {
                     let mut l = line.to_vec();
                     l.splice(at..at, seq.bytes());
                     assert_eq!(text_line_colon(&l), reference(&l), "{l:?}");
+                }
+            }
+        }
+    }
+
+    /// The reference: the first byte from `i` on that is not printable ASCII, looked
+    /// for only in whole eight-byte words; a line end if it is CR followed by LF.
+    fn plain_line_end_reference(b: &[u8], i: usize) -> Option<usize> {
+        let limit = i + (b.len().saturating_sub(i) / 8) * 8;
+        let at = (i..limit).find(|&j| !(0x20..0x7f).contains(&b[j]))?;
+        (b[at] == b'\r' && b.get(at + 1) == Some(&b'\n')).then_some(at)
+    }
+
+    #[test]
+    fn plain_line_end_matches_its_reference() {
+        for len in 0..72 {
+            for from in 0..len.min(9) {
+                for at in 0..len {
+                    for (first, second) in [
+                        (b'\r', b'\n'),
+                        (b'\r', b'a'),
+                        (b'\n', b'a'),
+                        (b'\t', b'a'),
+                        (0x7f, b'a'),
+                        (0xc3, 0xa9),
+                        (0xff, b'\r'),
+                    ] {
+                        let mut b = vec![b'a'; len];
+                        b[at] = first;
+                        if at + 1 < len {
+                            b[at + 1] = second;
+                        }
+                        assert_eq!(
+                            plain_line_end(&b, from),
+                            plain_line_end_reference(&b, from),
+                            "len {len} from {from} at {at} bytes {first:#x} {second:#x}"
+                        );
+                    }
                 }
             }
         }
