@@ -729,7 +729,7 @@ fn write_extension<'w>(w: &mut Writer<'w>, e: &ExtensionPayload) {
 #[non_exhaustive]
 pub enum Description {
     /// XEP-0234 file transfer.
-    FileTransfer(FileTransfer),
+    FileTransfer(Box<FileTransfer>),
     /// XEP-0167 RTP.
     Rtp(RtpDescription),
     /// A namespace decoded by a [`Registry`] entry.
@@ -754,7 +754,7 @@ impl Description {
             return r.map(Description::Extension);
         }
         Ok(match el.namespace.as_str() {
-            ns::FILE_TRANSFER => Description::FileTransfer(FileTransfer::decode(el)?),
+            ns::FILE_TRANSFER => Description::FileTransfer(Box::new(FileTransfer::decode(el)?)),
             ns::RTP => Description::Rtp(RtpDescription::decode(el)?),
             _ => Description::Raw(el),
         })
@@ -786,7 +786,9 @@ impl Description {
         if !o.contains_key("raw") {
             match ty {
                 ns::FILE_TRANSFER => {
-                    return Ok(Description::FileTransfer(FileTransfer::from_json(o)?));
+                    return Ok(Description::FileTransfer(Box::new(
+                        FileTransfer::from_json(o)?,
+                    )));
                 }
                 ns::RTP => return Ok(Description::Rtp(RtpDescription::from_json(o)?)),
                 _ => {}
@@ -804,9 +806,9 @@ pub enum Transport {
     /// XEP-0261 in-band bytestreams.
     Ibb(IbbTransport),
     /// XEP-0260 SOCKS5 bytestreams.
-    Socks5(Socks5Transport),
+    Socks5(Box<Socks5Transport>),
     /// XEP-0176 ICE-UDP.
-    IceUdp(IceUdpTransport),
+    IceUdp(Box<IceUdpTransport>),
     /// A namespace decoded by a [`Registry`] entry.
     Extension(ExtensionPayload),
     /// Any other transport method, kept as it came.
@@ -831,8 +833,8 @@ impl Transport {
         }
         Ok(match el.namespace.as_str() {
             ns::IBB => Transport::Ibb(IbbTransport::decode(el)?),
-            ns::S5B => Transport::Socks5(Socks5Transport::decode(el)?),
-            ns::ICE_UDP => Transport::IceUdp(IceUdpTransport::decode(el)?),
+            ns::S5B => Transport::Socks5(Box::new(Socks5Transport::decode(el)?)),
+            ns::ICE_UDP => Transport::IceUdp(Box::new(IceUdpTransport::decode(el)?)),
             _ => Transport::Raw(el),
         })
     }
@@ -863,8 +865,10 @@ impl Transport {
         if !o.contains_key("raw") {
             match ty {
                 ns::IBB => return Ok(Transport::Ibb(IbbTransport::from_json(o)?)),
-                ns::S5B => return Ok(Transport::Socks5(Socks5Transport::from_json(o)?)),
-                ns::ICE_UDP => return Ok(Transport::IceUdp(IceUdpTransport::from_json(o)?)),
+                ns::S5B => return Ok(Transport::Socks5(Box::new(Socks5Transport::from_json(o)?))),
+                ns::ICE_UDP => {
+                    return Ok(Transport::IceUdp(Box::new(IceUdpTransport::from_json(o)?)));
+                }
                 _ => {}
             }
         }
@@ -880,7 +884,7 @@ pub enum SessionInfo {
     /// XEP-0167 §7 RTP informational messages.
     Rtp(RtpInfo),
     /// XEP-0234 §7 and §8 file transfer informational messages.
-    FileTransfer(FileInfo),
+    FileTransfer(Box<FileInfo>),
     /// A namespace decoded by a [`Registry`] entry.
     Extension(ExtensionPayload),
     /// Any other payload, kept as it came.
@@ -898,7 +902,7 @@ impl SessionInfo {
                 None => SessionInfo::Raw(el),
             },
             ns::FILE_TRANSFER if matches!(el.name.as_str(), "checksum" | "received") => {
-                SessionInfo::FileTransfer(FileInfo::decode(el)?)
+                SessionInfo::FileTransfer(Box::new(FileInfo::decode(el)?))
             }
             _ => SessionInfo::Raw(el),
         })
@@ -938,7 +942,9 @@ impl SessionInfo {
             match namespace {
                 ns::RTP_INFO => return Ok(SessionInfo::Rtp(RtpInfo::from_json(name, o)?)),
                 ns::FILE_TRANSFER => {
-                    return Ok(SessionInfo::FileTransfer(FileInfo::from_json(name, o)?));
+                    return Ok(SessionInfo::FileTransfer(Box::new(FileInfo::from_json(
+                        name, o,
+                    )?)));
                 }
                 _ => {}
             }

@@ -169,7 +169,7 @@ fn rtp() -> impl Strategy<Value = RtpDescription> {
 fn description() -> impl Strategy<Value = Description> {
     prop_oneof![
         (file(), vec(raw("urn:example:ft-ext", "extra"), 0..2)).prop_map(|(file, extensions)| {
-            Description::FileTransfer(FileTransfer { file, extensions })
+            Description::FileTransfer(Box::new(FileTransfer { file, extensions }))
         }),
         rtp().prop_map(Description::Rtp),
         raw("urn:example:app", "description").prop_map(Description::Raw),
@@ -232,7 +232,7 @@ fn transport() -> impl Strategy<Value = Transport> {
                 proxy_error,
                 extensions,
             )| {
-                Transport::Socks5(Socks5Transport {
+                Transport::Socks5(Box::new(Socks5Transport {
                     sid,
                     dstaddr,
                     mode: if udp { S5bMode::Udp } else { S5bMode::Tcp },
@@ -242,7 +242,7 @@ fn transport() -> impl Strategy<Value = Transport> {
                     activated,
                     proxy_error,
                     extensions,
-                })
+                }))
             },
         );
     let ice_cand = (
@@ -297,7 +297,7 @@ fn transport() -> impl Strategy<Value = Transport> {
         vec(raw("urn:xmpp:jingle:apps:dtls:0", "fingerprint"), 0..2),
     )
         .prop_map(|(ufrag, pwd, candidates, remote, extensions)| {
-            Transport::IceUdp(IceUdpTransport {
+            Transport::IceUdp(Box::new(IceUdpTransport {
                 ufrag,
                 pwd,
                 candidates,
@@ -307,7 +307,7 @@ fn transport() -> impl Strategy<Value = Transport> {
                     port,
                 }),
                 extensions,
-            })
+            }))
         });
     prop_oneof![
         ibb,
@@ -388,20 +388,20 @@ fn info() -> impl Strategy<Value = SessionInfo> {
         (creator.clone(), option::of(text()))
             .prop_map(|(creator, name)| SessionInfo::Rtp(RtpInfo::Unmute { creator, name })),
         (creator.clone(), option::of(text()), file()).prop_map(|(creator, name, f)| {
-            SessionInfo::FileTransfer(FileInfo {
+            SessionInfo::FileTransfer(Box::new(FileInfo {
                 kind: FileInfoKind::Checksum,
                 creator,
                 name,
                 file: Some(f),
-            })
+            }))
         }),
         (creator, option::of(text())).prop_map(|(creator, name)| SessionInfo::FileTransfer(
-            FileInfo {
+            Box::new(FileInfo {
                 kind: FileInfoKind::Received,
                 creator,
                 name,
                 file: None
-            }
+            })
         )),
         raw("urn:example:info", "ping").prop_map(SessionInfo::Raw),
     ]
