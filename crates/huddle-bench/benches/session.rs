@@ -27,7 +27,7 @@
 //!
 //! The machine is shared: huddle and node are measured in interleaved rounds and each
 //! figure is the median of its rounds (all rounds are printed). For instruction counts,
-//! `HUDDLE_SESSION_PROFILE=typed|xml|codec|memory` runs only one case (see [`profile`]).
+//! `HUDDLE_SESSION_PROFILE=typed|hot|xml|codec|memory` runs only one case (see [`profile`]).
 //!
 //! jingle.js and ltx are installed with npm into `target/huddle-bench/node-scratch` on
 //! first use; without node or npm their column says why.
@@ -302,7 +302,7 @@ fn jinglejs(mode: &str) -> Result<f64, String> {
         })
 }
 
-/// Under `HUDDLE_SESSION_PROFILE=typed|xml|codec|memory` (for callgrind with
+/// Under `HUDDLE_SESSION_PROFILE=typed|hot|xml|codec|memory` (for callgrind with
 /// `--toggle-collect='*profile_work*'`): runs a few batches of one case and exits, nothing else.
 fn profile(case: &str) {
     if case == "memory" {
@@ -339,6 +339,16 @@ fn profile(case: &str) {
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
     let mut m = manager();
+    if case == "hot" {
+        let jids = jids();
+        for round in 0..rounds {
+            for start in (0..SESSIONS).step_by(CHUNK) {
+                let chunk = mix_sessions(round, start..start + CHUNK, &jids);
+                black_box(profile_work(&mut m, "typed", chunk, &[]));
+            }
+        }
+        return println!("{} actions", rounds as usize * SESSIONS * 6);
+    }
     for round in 0..rounds {
         let typed = mix(round);
         let xml: Vec<String> = if case == "typed" {
