@@ -1,6 +1,8 @@
 //! The Jingle data model (XEP-0166) and the IQ envelope (RFC 6120 §8), with their XML
 //! decoders and encoders and their jingle.js/stanza JSON mapping.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::de;
@@ -552,8 +554,9 @@ pub struct Content {
     pub creator: Creator,
     /// The content's name, unique within the session together with `creator` (REQUIRED).
     pub name: String,
-    /// How the content is handled (default `session`).
-    pub disposition: String,
+    /// How the content is handled (default `session`, borrowed: the default costs no
+    /// allocation).
+    pub disposition: Cow<'static, str>,
     /// Who sends (default `both`).
     pub senders: Senders,
     /// The application format.
@@ -572,7 +575,7 @@ impl Content {
         Content {
             creator,
             name: name.into(),
-            disposition: DEFAULT_DISPOSITION.to_owned(),
+            disposition: Cow::Borrowed(DEFAULT_DISPOSITION),
             senders: Senders::Both,
             description: None,
             transport: None,
@@ -593,7 +596,7 @@ impl Content {
         let name = de::req(&mut el, "content", "name")?;
         let disposition = el
             .take_attr("disposition")
-            .unwrap_or_else(|| DEFAULT_DISPOSITION.to_owned());
+            .map_or(Cow::Borrowed(DEFAULT_DISPOSITION), Cow::Owned);
         let senders =
             de::token(&mut el, "content", "senders", Senders::from_wire)?.unwrap_or_default();
         let mut c = Content {
@@ -679,7 +682,7 @@ impl Content {
         )?;
         let mut c = Content::new(creator, json::req_str(o, "content", "name")?);
         if let Some(d) = json::opt_str(o, "content", "disposition")? {
-            c.disposition = d.to_owned();
+            c.disposition = Cow::Owned(d.to_owned());
         }
         c.senders =
             json::opt_token(o, "content", "senders", Senders::from_wire)?.unwrap_or_default();

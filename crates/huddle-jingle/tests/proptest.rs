@@ -336,7 +336,7 @@ fn content() -> impl Strategy<Value = Content> {
                     Creator::Initiator
                 },
                 name,
-                disposition,
+                disposition: disposition.into(),
                 senders: [
                     Senders::Both,
                     Senders::Initiator,
