@@ -9,173 +9,8 @@
 use std::io::{Read, Write};
 
 use anyhow::{Context, Result};
-use bytes::BytesMut;
-use huddle_msrp::summary::FrameSummary;
-use huddle_msrp::{Chunk, DecodeError, Decoder, Limits};
-use serde_json::{Value, json};
 
-/// How much is read from the input at a time (the stream is decoded as it arrives).
-const READ_SIZE: usize = 64 * 1024;
-
-/// One line of output: a frame or an error.
-#[derive(Debug)]
-pub(crate) enum Line {
-    /// A decoded frame (or one segment of a large one).
-    Frame(Chunk),
-    /// Where the stream is bad.
-    Error {
-        /// The error kind's variant name.
-        kind: String,
-        /// The status a receiver answers with (400, 413, 501, ...).
-        status: u16,
-        /// Whether the stream is unusable after it.
-        fatal: bool,
-        /// Stream offset of the first byte the decoder had not consumed when it reported
-        /// the error.
-        offset: u64,
-    },
-}
-
-impl Line {
-    /// The line `msrp decode` prints (fields in declaration order).
-    pub(crate) fn to_line(&self) -> String {
-        match self {
-            Line::Frame(c) => {
-                serde_json::to_string(&FrameSummary::of(c)).expect("summaries serialize")
-            }
-            Line::Error {
-                kind,
-                status,
-                fatal,
-                offset,
-            } => {
-                format!(
-                    r#"{{"error":{},"status":{status},"fatal":{fatal},"offset":{offset}}}"#,
-                    json!(kind)
-                )
-            }
-        }
-    }
-
-    /// The JSON value of the line, as stored in vector `.json` files (compared as values,
-    /// so key order and spacing do not matter).
-    pub(crate) fn to_json(&self) -> Value {
-        match self {
-            Line::Frame(c) => {
-                serde_json::to_value(FrameSummary::of(c)).expect("summaries serialize")
-            }
-            Line::Error {
-                kind,
-                status,
-                fatal,
-                offset,
-            } => {
-                json!({ "error": kind, "status": status, "fatal": fatal, "offset": offset })
-            }
-        }
-    }
-}
-
-/// The variant name of an error kind (`BadHeader(..)` -> `BadHeader`), stable across
-/// the payloads it carries.
-pub(crate) fn kind_name(e: &DecodeError) -> String {
-    let debug = format!("{:?}", e.kind());
-    let end = debug
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(debug.len());
-    debug[..end].to_owned()
-}
-
-/// Feeds a byte stream piece by piece into huddle's decoder, collecting [`Line`]s.
-#[derive(Debug)]
-pub(crate) struct StreamDecoder {
-    decoder: Decoder,
-    buf: BytesMut,
-    consumed: u64,
-    stopped: bool,
-}
-
-impl StreamDecoder {
-    /// A decoder with `limits`.
-    pub(crate) fn new(limits: Limits) -> Self {
-        StreamDecoder {
-            decoder: Decoder::new(limits),
-            buf: BytesMut::new(),
-            consumed: 0,
-            stopped: false,
-        }
-    }
-
-    /// Whether a fatal error stopped decoding.
-    pub(crate) fn stopped(&self) -> bool {
-        self.stopped
-    }
-
-    /// Appends `data` and decodes every complete frame.
-    pub(crate) fn push(&mut self, data: &[u8], out: &mut Vec<Line>) {
-        if self.stopped {
-            return;
-        }
-        self.buf.extend_from_slice(data);
-        self.drain(false, out);
-    }
-
-    /// Signals the end of the stream (tokio-util's `decode_eof`).
-    pub(crate) fn finish(&mut self, out: &mut Vec<Line>) {
-        if !self.stopped {
-            self.drain(true, out);
-        }
-    }
-
-    fn drain(&mut self, eof: bool, out: &mut Vec<Line>) {
-        // A non-fatal error must consume the bad frame; two in a row without progress
-        // would loop forever, so that is reported as a broken decoder contract.
-        let mut stalled = false;
-        loop {
-            let before = self.buf.len();
-            let offset = self.consumed;
-            let r = if eof {
-                self.decoder.decode_eof(&mut self.buf)
-            } else {
-                self.decoder.decode(&mut self.buf)
-            };
-            let used = before - self.buf.len();
-            self.consumed += used as u64;
-            match r {
-                Ok(Some(chunk)) => {
-                    stalled = false;
-                    out.push(Line::Frame(chunk));
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    let fatal = e.is_fatal() || (used == 0 && stalled);
-                    out.push(Line::Error {
-                        kind: kind_name(&e),
-                        status: e.status().0,
-                        fatal,
-                        offset,
-                    });
-                    if fatal {
-                        self.stopped = true;
-                        return;
-                    }
-                    stalled = used == 0;
-                }
-            }
-        }
-    }
-}
-
-/// Decodes a whole byte stream (fed in `piece`-sized reads, as from a socket).
-pub(crate) fn decode_all(bytes: &[u8], limits: Limits, piece: usize) -> Vec<Line> {
-    let mut d = StreamDecoder::new(limits);
-    let mut out = Vec::new();
-    for p in bytes.chunks(piece.max(1)) {
-        d.push(p, &mut out);
-    }
-    d.finish(&mut out);
-    out
-}
+pub(crate) use huddle_msrp::summary::{SummaryLine as Line, kind_name, summarize as decode_all};
 
 /// `cargo xtask msrp decode FILE|-`. Returns whether the stream decoded without error.
 pub(crate) fn decode_command(path: &str) -> Result<bool> {
@@ -186,32 +21,8 @@ pub(crate) fn decode_command(path: &str) -> Result<bool> {
     };
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
-    let mut d = StreamDecoder::new(Limits::default());
-    let mut lines = Vec::new();
-    let mut clean = true;
-    let mut buf = vec![0u8; READ_SIZE];
-    let mut print = |lines: &mut Vec<Line>, w: &mut dyn Write| -> Result<()> {
-        for l in lines.drain(..) {
-            clean &= matches!(l, Line::Frame(_));
-            writeln!(w, "{}", l.to_line())?;
-        }
-        Ok(())
-    };
-    loop {
-        let n = input
-            .read(&mut buf)
-            .with_context(|| format!("reading {path}"))?;
-        if n == 0 {
-            d.finish(&mut lines);
-            print(&mut lines, &mut w)?;
-            break;
-        }
-        d.push(&buf[..n], &mut lines);
-        print(&mut lines, &mut w)?;
-        if d.stopped() {
-            break;
-        }
-    }
+    let clean = huddle_msrp::summary::write_lines(&mut input, &mut w)
+        .with_context(|| format!("decoding {path}"))?;
     w.flush()?;
     Ok(clean)
 }
@@ -219,6 +30,8 @@ pub(crate) fn decode_command(path: &str) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use huddle_msrp::Limits;
+    use serde_json::Value;
 
     const SEND: &[u8] = b"MSRP abcd SEND\r\nTo-Path: msrp://a.example.com:1/x;tcp\r\nFrom-Path: msrp://b.example.com:2/y;tcp\r\nMessage-ID: m1\r\nByte-Range: 1-2/2\r\nContent-Type: text/plain\r\n\r\nhi\r\n-------abcd$\r\n";
 

@@ -1,11 +1,17 @@
 //! A stable JSON description of a decoded frame (feature `summary`): what
 //! `cargo xtask msrp decode` prints and what the vector files store as the expected
-//! parse.
+//! parse, and the loop that turns a byte stream into those lines ([`StreamSummarizer`],
+//! [`summarize`], [`write_lines`]), shared by `cargo xtask msrp decode` and
+//! `huddle msrp decode`.
 
+use std::io::{self, Read, Write};
+
+use bytes::BytesMut;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::chunk::{Chunk, StartLine};
+use crate::{DecodeError, Decoder, Limits};
 
 /// One frame, described field by field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,3 +76,195 @@ impl FrameSummary {
         }
     }
 }
+
+/// One line of `msrp decode` output: a frame or an error.
+#[derive(Debug)]
+pub enum SummaryLine {
+    /// A decoded frame (or one segment of a large one).
+    Frame(Chunk),
+    /// Where the stream is bad.
+    Error {
+        /// The error kind's variant name (see [`kind_name`]).
+        kind: String,
+        /// The status a receiver answers with (400, 413, 501, ...).
+        status: u16,
+        /// Whether the stream is unusable after it.
+        fatal: bool,
+        /// Stream offset of the first byte the decoder had not consumed when it reported
+        /// the error.
+        offset: u64,
+    },
+}
+
+impl SummaryLine {
+    /// The line `msrp decode` prints: a frame's [`FrameSummary`], or
+    /// `{"error": kind, "status": code, "fatal": bool, "offset": N}` (fields in that order).
+    pub fn to_line(&self) -> String {
+        match self {
+            SummaryLine::Frame(c) => {
+                serde_json::to_string(&FrameSummary::of(c)).expect("summaries serialize")
+            }
+            SummaryLine::Error {
+                kind,
+                status,
+                fatal,
+                offset,
+            } => {
+                format!(
+                    r#"{{"error":{},"status":{status},"fatal":{fatal},"offset":{offset}}}"#,
+                    serde_json::Value::from(kind.as_str())
+                )
+            }
+        }
+    }
+
+    /// The JSON value of the line, as stored in vector `.json` files (compared as values,
+    /// so key order and spacing do not matter).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            SummaryLine::Frame(c) => {
+                serde_json::to_value(FrameSummary::of(c)).expect("summaries serialize")
+            }
+            SummaryLine::Error {
+                kind,
+                status,
+                fatal,
+                offset,
+            } => {
+                serde_json::json!({ "error": kind, "status": status, "fatal": fatal, "offset": offset })
+            }
+        }
+    }
+}
+
+/// The variant name of an error kind (`BadHeader(..)` -> `BadHeader`), stable across
+/// the payloads it carries.
+pub fn kind_name(e: &DecodeError) -> String {
+    let debug = format!("{:?}", e.kind());
+    let end = debug
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(debug.len());
+    debug[..end].to_owned()
+}
+
+/// Feeds a byte stream piece by piece into the [`Decoder`], collecting [`SummaryLine`]s.
+/// After a non-fatal error decoding goes on; after a fatal one it stops.
+#[derive(Debug)]
+pub struct StreamSummarizer {
+    decoder: Decoder,
+    buf: BytesMut,
+    consumed: u64,
+    stopped: bool,
+}
+
+impl StreamSummarizer {
+    /// A summarizer whose decoder has `limits`.
+    pub fn new(limits: Limits) -> Self {
+        StreamSummarizer {
+            decoder: Decoder::new(limits),
+            buf: BytesMut::new(),
+            consumed: 0,
+            stopped: false,
+        }
+    }
+
+    /// Whether a fatal error stopped decoding.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Appends `data` and decodes every complete frame.
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<SummaryLine>) {
+        if self.stopped {
+            return;
+        }
+        self.buf.extend_from_slice(data);
+        self.drain(false, out);
+    }
+
+    /// Signals the end of the stream (tokio-util's `decode_eof`).
+    pub fn finish(&mut self, out: &mut Vec<SummaryLine>) {
+        if !self.stopped {
+            self.drain(true, out);
+        }
+    }
+
+    fn drain(&mut self, eof: bool, out: &mut Vec<SummaryLine>) {
+        // A non-fatal error must consume the bad frame; two in a row without progress
+        // would loop forever, so that is reported as fatal.
+        let mut stalled = false;
+        loop {
+            let before = self.buf.len();
+            let offset = self.consumed;
+            let r = if eof {
+                self.decoder.decode_eof(&mut self.buf)
+            } else {
+                self.decoder.decode(&mut self.buf)
+            };
+            let used = before - self.buf.len();
+            self.consumed += used as u64;
+            match r {
+                Ok(Some(chunk)) => {
+                    stalled = false;
+                    out.push(SummaryLine::Frame(chunk));
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let fatal = e.is_fatal() || (used == 0 && stalled);
+                    out.push(SummaryLine::Error {
+                        kind: kind_name(&e),
+                        status: e.status().0,
+                        fatal,
+                        offset,
+                    });
+                    if fatal {
+                        self.stopped = true;
+                        return;
+                    }
+                    stalled = used == 0;
+                }
+            }
+        }
+    }
+}
+
+/// Decodes a whole byte stream fed in `piece`-sized reads (as from a socket).
+pub fn summarize(bytes: &[u8], limits: Limits, piece: usize) -> Vec<SummaryLine> {
+    let mut d = StreamSummarizer::new(limits);
+    let mut out = Vec::new();
+    for p in bytes.chunks(piece.max(1)) {
+        d.push(p, &mut out);
+    }
+    d.finish(&mut out);
+    out
+}
+
+/// Reads `input` to its end (or to a fatal error), writing one line per frame or error to
+/// `out`, as `msrp decode` prints it. Returns whether the stream decoded without error.
+///
+/// # Errors
+/// What reading `input` or writing `out` fails with.
+pub fn write_lines(input: &mut dyn Read, out: &mut dyn Write) -> io::Result<bool> {
+    let mut d = StreamSummarizer::new(Limits::default());
+    let mut lines = Vec::new();
+    let mut clean = true;
+    let mut buf = vec![0u8; READ_SIZE];
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            d.finish(&mut lines);
+        } else {
+            d.push(&buf[..n], &mut lines);
+        }
+        for l in lines.drain(..) {
+            clean &= matches!(l, SummaryLine::Frame(_));
+            writeln!(out, "{}", l.to_line())?;
+        }
+        if n == 0 || d.stopped() {
+            return Ok(clean);
+        }
+    }
+}
+
+/// How much [`write_lines`] reads at a time (the stream is decoded as it arrives).
+const READ_SIZE: usize = 64 * 1024;

@@ -6,11 +6,8 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use bytes::BytesMut;
 use clap::Subcommand;
 use huddle_jingle::Codec;
-use huddle_msrp::summary::FrameSummary;
-use huddle_msrp::{DecodeError, Decoder, Limits};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum MsrpCommand {
@@ -42,68 +39,13 @@ fn open(path: &str) -> Result<Box<dyn Read>> {
     })
 }
 
-/// The variant name of an error kind (`BadHeader(..)` -> `BadHeader`).
-fn kind_name(e: &DecodeError) -> String {
-    let debug = format!("{:?}", e.kind());
-    let end = debug
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(debug.len());
-    debug[..end].to_owned()
-}
-
 pub(crate) fn run_msrp(command: MsrpCommand) -> Result<ExitCode> {
     let MsrpCommand::Decode { file } = command;
     let mut input = open(&file)?;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
-    let mut decoder = Decoder::new(Limits::default());
-    let mut buf = BytesMut::new();
-    let mut consumed = 0u64;
-    let mut clean = true;
-    let mut read = vec![0u8; 64 * 1024];
-    let mut eof = false;
-    'outer: while !eof {
-        let n = input
-            .read(&mut read)
-            .with_context(|| format!("reading {file}"))?;
-        eof = n == 0;
-        buf.extend_from_slice(&read[..n]);
-        // A non-fatal error consumes the bad frame; two in a row without progress would
-        // loop, so that counts as fatal.
-        let mut stalled = false;
-        loop {
-            let before = buf.len();
-            let offset = consumed;
-            let r = if eof {
-                decoder.decode_eof(&mut buf)
-            } else {
-                decoder.decode(&mut buf)
-            };
-            let used = before - buf.len();
-            consumed += used as u64;
-            match r {
-                Ok(Some(chunk)) => {
-                    stalled = false;
-                    writeln!(w, "{}", serde_json::to_string(&FrameSummary::of(&chunk))?)?;
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    clean = false;
-                    let fatal = e.is_fatal() || (used == 0 && stalled);
-                    writeln!(
-                        w,
-                        r#"{{"error":{},"status":{},"fatal":{fatal},"offset":{offset}}}"#,
-                        serde_json::Value::from(kind_name(&e)),
-                        e.status().0
-                    )?;
-                    if fatal {
-                        break 'outer;
-                    }
-                    stalled = used == 0;
-                }
-            }
-        }
-    }
+    let clean = huddle_msrp::summary::write_lines(&mut input, &mut w)
+        .with_context(|| format!("decoding {file}"))?;
     w.flush()?;
     Ok(if clean {
         ExitCode::SUCCESS
