@@ -7,7 +7,7 @@
 //! [`SessionManager::poll_event`].
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use huddle_jingle::{
@@ -240,6 +240,11 @@ enum Outbound {
     Iq(Box<Iq>),
 }
 
+/// The manager's tables: keyed by sids and JIDs that peers choose, so the hasher must
+/// resist HashDoS. foldhash's `RandomState` is randomly seeded (per process and per
+/// table), and is much cheaper than std's SipHash on these short keys.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Everything but the session table, so the two can be borrowed separately.
 #[derive(Debug)]
 struct Core {
@@ -455,13 +460,13 @@ impl SessionManager {
                 config,
                 transmits: VecDeque::new(),
                 events: VecDeque::new(),
-                outstanding: HashMap::new(),
+                outstanding: HashMap::default(),
                 deadlines: BinaryHeap::new(),
-                initiating: HashMap::new(),
+                initiating: HashMap::default(),
                 ids,
                 generation: 0,
             },
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             factories: Vec::new(),
         }
     }
