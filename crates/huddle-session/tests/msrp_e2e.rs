@@ -35,6 +35,29 @@ async fn within<F: std::future::Future>(f: F) -> F::Output {
         .expect("deadline passed")
 }
 
+/// A relay configuration with one TCP listener on a loopback port.
+fn loopback_config() -> ServerConfig {
+    ServerConfig::new(vec![ListenerConfig::tcp("127.0.0.1:0".parse().unwrap())])
+}
+
+/// huddle's relay with `config`, knowing alice (`secret`) and bob (`hunter2`).
+async fn start_relay(config: ServerConfig) -> RelayServer {
+    let mut creds = CredentialStore::new();
+    creds.insert("alice", "secret");
+    creds.insert("bob", "hunter2");
+    RelayServer::start(config, creds).await.unwrap()
+}
+
+/// How `user` reaches `relay`, asking for a grant of `expires` seconds.
+fn relay_settings(relay: &RelayServer, user: &str, pw: &str, expires: u32) -> RelaySettings {
+    RelaySettings {
+        relay_uri: relay.uri().clone(),
+        username: user.to_owned(),
+        password: pw.to_owned(),
+        expires: Some(expires),
+    }
+}
+
 fn name_addr(uri: &str) -> NameAddr {
     NameAddr::new(uri).unwrap()
 }
@@ -306,21 +329,8 @@ async fn a_jingle_offer_that_is_not_msrp_enough_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cpim_chat_through_huddles_relay_with_sdp_lines() {
-    let mut creds = CredentialStore::new();
-    creds.insert("alice", "secret");
-    creds.insert("bob", "hunter2");
-    let relay = RelayServer::start(
-        ServerConfig::new(vec![ListenerConfig::tcp("127.0.0.1:0".parse().unwrap())]),
-        creds,
-    )
-    .await
-    .unwrap();
-    let settings = |user: &str, pw: &str| RelaySettings {
-        relay_uri: relay.uri().clone(),
-        username: user.to_owned(),
-        password: pw.to_owned(),
-        expires: Some(600),
-    };
+    let relay = start_relay(loopback_config()).await;
+    let settings = |user: &str, pw: &str| relay_settings(&relay, user, pw, 600);
     let mut neg_a = MsrpNegotiation::new(
         ConnectorRelay::new(settings("alice", "secret"), TransportOptions::default()),
         Role::Active,
@@ -405,23 +415,15 @@ async fn body(h: &mut MsrpSessionHandle, seen: &mut Vec<MsrpEvent>) -> bytes::By
 /// ended, still arrive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_driver_refreshes_the_relay_grant() {
-    let mut creds = CredentialStore::new();
-    creds.insert("alice", "secret");
-    creds.insert("bob", "hunter2");
-    let mut config = ServerConfig::new(vec![ListenerConfig::tcp("127.0.0.1:0".parse().unwrap())]);
+    let mut config = loopback_config();
     config.relay.min_expires = 2;
     config.relay.nonce_lifetime = Duration::from_millis(500);
     config.relay.tick = Duration::from_millis(50);
     // Each refresh meets a stale nonce: a relay that counted those as failures would
     // close the connection at the third.
     config.relay.max_auth_failures = 2;
-    let relay = RelayServer::start(config, creds).await.unwrap();
-    let settings = |user: &str, pw: &str| RelaySettings {
-        relay_uri: relay.uri().clone(),
-        username: user.to_owned(),
-        password: pw.to_owned(),
-        expires: Some(1),
-    };
+    let relay = start_relay(config).await;
+    let settings = |user: &str, pw: &str| relay_settings(&relay, user, pw, 1);
     let mut neg_a = MsrpNegotiation::new(
         ConnectorRelay::new(settings("alice", "secret"), TransportOptions::default()),
         Role::Active,
@@ -559,21 +561,8 @@ async fn actpass_offerer_connects_or_accepts_as_the_answer_says() {
 /// relay connection when the answerer is passive, and waits for it when it is active.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actpass_offerer_through_a_relay_takes_either_role() {
-    let mut creds = CredentialStore::new();
-    creds.insert("alice", "secret");
-    creds.insert("bob", "hunter2");
-    let relay = RelayServer::start(
-        ServerConfig::new(vec![ListenerConfig::tcp("127.0.0.1:0".parse().unwrap())]),
-        creds,
-    )
-    .await
-    .unwrap();
-    let settings = |user: &str, pw: &str| RelaySettings {
-        relay_uri: relay.uri().clone(),
-        username: user.to_owned(),
-        password: pw.to_owned(),
-        expires: Some(600),
-    };
+    let relay = start_relay(loopback_config()).await;
+    let settings = |user: &str, pw: &str| relay_settings(&relay, user, pw, 600);
     let opts = TransportOptions::default;
     for answerer_active in [false, true] {
         let mut off =
@@ -611,21 +600,8 @@ async fn actpass_offerer_through_a_relay_takes_either_role() {
 /// driven and delivers both ways as usual, and the relay sees one connection from her.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sessions_share_alices_relay_connection() {
-    let mut creds = CredentialStore::new();
-    creds.insert("alice", "secret");
-    creds.insert("bob", "hunter2");
-    let relay = RelayServer::start(
-        ServerConfig::new(vec![ListenerConfig::tcp("127.0.0.1:0".parse().unwrap())]),
-        creds,
-    )
-    .await
-    .unwrap();
-    let settings = |user: &str, pw: &str| RelaySettings {
-        relay_uri: relay.uri().clone(),
-        username: user.to_owned(),
-        password: pw.to_owned(),
-        expires: Some(600),
-    };
+    let relay = start_relay(loopback_config()).await;
+    let settings = |user: &str, pw: &str| relay_settings(&relay, user, pw, 600);
     let pool = ConnectionPool::new();
     let mut negotiated = Vec::new();
     for _ in 0..2 {
