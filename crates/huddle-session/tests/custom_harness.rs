@@ -94,6 +94,38 @@ impl CustomNode {
             .collect()
     }
 
+    /// Sends `payload(i)` for each `i` of `range` on session `id`; the send ids in order.
+    fn send_each(
+        &mut self,
+        id: CustomId,
+        range: std::ops::Range<u8>,
+        payload: impl Fn(u8) -> Vec<u8>,
+    ) -> Vec<SendId> {
+        range
+            .map(|i| {
+                self.core
+                    .send_data(id, None, Bytes::from(payload(i)))
+                    .expect("send")
+            })
+            .collect()
+    }
+
+    /// Every queued IQ at `now`, in order.
+    fn transmits(&mut self, now: Instant) -> Vec<Iq> {
+        std::iter::from_fn(|| self.core.poll_transmit(now)).collect()
+    }
+
+    /// Send results in the order they were reported.
+    fn results_in_order(&self) -> Vec<(SendId, Result<(), SendFailure>)> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::SendResult { send, result, .. } => Some((*send, result.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Send results by send id: each must appear exactly once.
     fn send_results(&self) -> HashMap<SendId, Vec<Result<(), SendFailure>>> {
         let mut m: HashMap<SendId, Vec<_>> = HashMap::new();
@@ -518,16 +550,10 @@ fn a_vanished_peer_fails_every_pending_send_once() {
     settle(&mut sim);
 
     sim.disconnect("bob@x/1");
-    let send = |sim: &mut Sim<CustomNode>, i: u8| {
-        sim.node_mut(a)
-            .core
-            .send_data(id, None, Bytes::from(vec![i]))
-            .expect("send")
-    };
     // Two sends now, one 10 s later: all three are in flight together.
-    let mut sends = vec![send(&mut sim, 0), send(&mut sim, 1)];
+    let mut sends = sim.node_mut(a).send_each(id, 0..2, |i| vec![i]);
     sim.run_for(Duration::from_secs(10)).expect("run");
-    sends.push(send(&mut sim, 2));
+    sends.extend(sim.node_mut(a).send_each(id, 2..3, |i| vec![i]));
     assert_eq!(sim.node(a).core.pending_sends(id), Ok(3));
     // The first two data IQs time out together (30 s of simulated time): the session
     // ends with `timeout`, and the third, whose own timer had not run out, fails
@@ -570,14 +596,7 @@ fn lossy_network_every_invite_and_every_send_resolves_exactly_once() {
         let mut sends = Vec::new();
         if sim.node(a).core.state(id) == Ok(CustomState::Online) {
             online_runs += 1;
-            for i in 0..5u8 {
-                sends.push(
-                    sim.node_mut(a)
-                        .core
-                        .send_data(id, None, Bytes::from(vec![i]))
-                        .expect("send"),
-                );
-            }
+            sends = sim.node_mut(a).send_each(id, 0..5, |i| vec![i]);
         }
         // Long enough for every lost request to time out.
         sim.run_for(Duration::from_secs(200)).expect("run");
@@ -670,19 +689,9 @@ fn online_pair(seed: u64) -> (Sim<CustomNode>, usize, usize, CustomId, CustomId)
 fn offer_answer_sends_are_in_flight_together_and_each_reply_settles_its_own_send() {
     let (mut sim, a, b, id, bid) = online_pair(11);
     let now = sim.now();
-    let sends: Vec<SendId> = (0..5u8)
-        .map(|i| {
-            sim.node_mut(a)
-                .core
-                .send_data(id, None, Bytes::from(vec![i; 3]))
-                .expect("send")
-        })
-        .collect();
+    let sends = sim.node_mut(a).send_each(id, 0..5, |i| vec![i; 3]);
     // All five data IQs go out at once, before any reply.
-    let mut out = Vec::new();
-    while let Some(iq) = sim.node_mut(a).core.poll_transmit(now) {
-        out.push(iq);
-    }
+    let out = sim.node_mut(a).transmits(now);
     assert_eq!(out.len(), 5);
     assert_eq!(sim.node(a).core.pending_sends(id), Ok(5));
     let ids: Vec<String> = out.iter().map(|iq| iq.id.clone()).collect();
@@ -703,10 +712,7 @@ fn offer_answer_sends_are_in_flight_together_and_each_reply_settles_its_own_send
         }
         sim.node_mut(b).handle("alice@x/1", iq, now);
     }
-    let mut replies = Vec::new();
-    while let Some(iq) = sim.node_mut(b).core.poll_transmit(now) {
-        replies.push(iq);
-    }
+    let mut replies = sim.node_mut(b).transmits(now);
     assert_eq!(replies.len(), 5);
     assert_eq!(sim.node(b).received().len(), 4);
     let _ = bid;
@@ -733,12 +739,9 @@ fn offer_answer_sends_are_in_flight_together_and_each_reply_settles_its_own_send
     assert_one_result_per_send(sim.node(a), &sends);
     let settled: Vec<(SendId, bool)> = sim
         .node(a)
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::SendResult { send, result, .. } => Some((*send, result.is_ok())),
-            _ => None,
-        })
+        .results_in_order()
+        .into_iter()
+        .map(|(send, result)| (send, result.is_ok()))
         .collect();
     // Results in the order the replies came, each for its own IQ.
     assert_eq!(
@@ -763,14 +766,7 @@ fn offer_answer_sends_are_in_flight_together_and_each_reply_settles_its_own_send
 #[test]
 fn offer_answer_sends_in_flight_when_the_session_ends_fail_once_each() {
     let (mut sim, a, b, id, bid) = online_pair(12);
-    let sends: Vec<SendId> = (0..4u8)
-        .map(|i| {
-            sim.node_mut(a)
-                .core
-                .send_data(id, None, Bytes::from(vec![i]))
-                .expect("send")
-        })
-        .collect();
+    let sends = sim.node_mut(a).send_each(id, 0..4, |i| vec![i]);
     // The peer ends the session while the data is on the wire.
     sim.node_mut(b).core.end(bid).expect("end");
     settle(&mut sim);
@@ -779,25 +775,10 @@ fn offer_answer_sends_in_flight_when_the_session_ends_fail_once_each() {
     assert_eq!(sim.node(a).core.pending_sends(id), Ok(0));
     // Ending it ourselves with sends in flight: each fails with SessionEnded, in order.
     let (mut sim, a, _b, id, _) = online_pair(13);
-    let sends: Vec<SendId> = (0..3u8)
-        .map(|i| {
-            sim.node_mut(a)
-                .core
-                .send_data(id, None, Bytes::from(vec![i]))
-                .expect("send")
-        })
-        .collect();
+    let sends = sim.node_mut(a).send_each(id, 0..3, |i| vec![i]);
     sim.node_mut(a).core.end(id).expect("end");
     sim.node_mut(a).drain();
-    let results: Vec<(SendId, Result<(), SendFailure>)> = sim
-        .node(a)
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::SendResult { send, result, .. } => Some((*send, result.clone())),
-            _ => None,
-        })
-        .collect();
+    let results = sim.node(a).results_in_order();
     assert_eq!(
         results,
         sends
