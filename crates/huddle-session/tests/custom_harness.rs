@@ -184,6 +184,25 @@ fn net(seed: u64) -> NetConfig {
     }
 }
 
+/// alice (seeded `seed_a`) creates an Offer-Answer session and invites bob (seeded
+/// `seed_b`) on a network with `config`; nothing has been delivered yet. Returns the sim,
+/// both node indices and alice's session id.
+fn alice_invites_bob(
+    config: NetConfig,
+    seed_a: u64,
+    seed_b: u64,
+) -> (Sim<CustomNode>, usize, usize, CustomId) {
+    let mut sim: Sim<CustomNode> = Sim::new(config);
+    let a = sim.add(CustomNode::new("alice@x/1", seed_a, &[UUID]));
+    let b = sim.add(CustomNode::new("bob@x/1", seed_b, &[UUID]));
+    let id = sim.node_mut(a).core.create(uuid(UUID)).expect("create");
+    sim.node_mut(a)
+        .core
+        .invite(id, jid("bob@x/1"))
+        .expect("invite");
+    (sim, a, b, id)
+}
+
 fn assert_one_result_per_send(node: &CustomNode, sends: &[SendId]) {
     let results = node.send_results();
     for s in sends {
@@ -199,14 +218,7 @@ fn assert_one_result_per_send(node: &CustomNode, sends: &[SendId]) {
 #[test]
 fn offer_answer_data_both_ways_with_reordering_network() {
     for seed in 1..=5 {
-        let mut sim: Sim<CustomNode> = Sim::new(net(seed));
-        let a = sim.add(CustomNode::new("alice@x/1", seed, &[UUID]));
-        let b = sim.add(CustomNode::new("bob@x/1", seed + 100, &[UUID]));
-        let id = sim.node_mut(a).core.create(uuid(UUID)).expect("create");
-        sim.node_mut(a)
-            .core
-            .invite(id, jid("bob@x/1"))
-            .expect("invite");
+        let (mut sim, a, b, id) = alice_invites_bob(net(seed), seed, seed + 100);
         settle(&mut sim);
 
         // The invitee checks the UUID, then accepts.
@@ -536,14 +548,7 @@ fn message_mode_invite_cancel_eject_and_limits() {
 
 #[test]
 fn a_vanished_peer_fails_every_pending_send_once() {
-    let mut sim: Sim<CustomNode> = Sim::new(net(4));
-    let a = sim.add(CustomNode::new("alice@x/1", 1, &[UUID]));
-    let b = sim.add(CustomNode::new("bob@x/1", 2, &[UUID]));
-    let id = sim.node_mut(a).core.create(uuid(UUID)).expect("create");
-    sim.node_mut(a)
-        .core
-        .invite(id, jid("bob@x/1"))
-        .expect("invite");
+    let (mut sim, a, b, id) = alice_invites_bob(net(4), 1, 2);
     settle(&mut sim);
     let bid = sim.node(b).incoming()[0].0;
     sim.node_mut(b).core.accept(bid).expect("accept");
@@ -580,14 +585,7 @@ fn lossy_network_every_invite_and_every_send_resolves_exactly_once() {
     for seed in 1..=20 {
         let mut config = net(seed);
         config.loss = 0.15;
-        let mut sim: Sim<CustomNode> = Sim::new(config);
-        let a = sim.add(CustomNode::new("alice@x/1", seed, &[UUID]));
-        let b = sim.add(CustomNode::new("bob@x/1", seed + 50, &[UUID]));
-        let id = sim.node_mut(a).core.create(uuid(UUID)).expect("create");
-        sim.node_mut(a)
-            .core
-            .invite(id, jid("bob@x/1"))
-            .expect("invite");
+        let (mut sim, a, b, id) = alice_invites_bob(config, seed, seed + 50);
         sim.run_for(Duration::from_secs(1)).expect("run");
         if let Some((bid, ..)) = sim.node(b).incoming().first().cloned() {
             sim.node_mut(b).core.accept(bid).expect("accept");
@@ -631,14 +629,7 @@ fn lossy_network_every_invite_and_every_send_resolves_exactly_once() {
 
 #[test]
 fn an_unanswered_proposal_times_out() {
-    let mut sim: Sim<CustomNode> = Sim::new(net(5));
-    let a = sim.add(CustomNode::new("alice@x/1", 1, &[UUID]));
-    let b = sim.add(CustomNode::new("bob@x/1", 2, &[UUID]));
-    let id = sim.node_mut(a).core.create(uuid(UUID)).expect("create");
-    sim.node_mut(a)
-        .core
-        .invite(id, jid("bob@x/1"))
-        .expect("invite");
+    let (mut sim, a, b, id) = alice_invites_bob(net(5), 1, 2);
     settle(&mut sim);
     let bid = sim.node(b).incoming()[0].0;
     assert_eq!(
@@ -669,14 +660,7 @@ fn an_unanswered_proposal_times_out() {
 /// Brings an Offer-Answer session between alice and bob online; returns the sim and
 /// both sides' ids.
 fn online_pair(seed: u64) -> (Sim<CustomNode>, usize, usize, CustomId, CustomId) {
-    let mut sim: Sim<CustomNode> = Sim::new(net(seed));
-    let a = sim.add(CustomNode::new("alice@x/1", seed, &[UUID]));
-    let b = sim.add(CustomNode::new("bob@x/1", seed + 1, &[UUID]));
-    let id = sim.node_mut(a).core.create(uuid(UUID)).expect("create");
-    sim.node_mut(a)
-        .core
-        .invite(id, jid("bob@x/1"))
-        .expect("invite");
+    let (mut sim, a, b, id) = alice_invites_bob(net(seed), seed, seed + 1);
     settle(&mut sim);
     let bid = sim.node(b).incoming()[0].0;
     sim.node_mut(b).core.accept(bid).expect("accept");
