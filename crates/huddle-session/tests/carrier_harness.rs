@@ -62,6 +62,19 @@ impl CarrierNode {
         }
     }
 
+    /// Opens a session to bob with `streams` and sends the request.
+    fn request_bob(
+        &mut self,
+        streams: impl IntoIterator<Item = (StreamType, StreamOptions)>,
+    ) -> SessionId {
+        let s = self.m.new_session(jid(BOB));
+        for (ty, opts) in streams {
+            self.m.add_stream(s, ty, opts).expect("add");
+        }
+        self.m.request(s).expect("request");
+        s
+    }
+
     /// Runs the application: simulated I/O and the request/answer logic.
     fn drain(&mut self) {
         while let Some(ev) = self.m.poll_event() {
@@ -224,16 +237,10 @@ fn two_streams_the_answer_takes_one_and_the_other_is_deactivated() {
             BOB,
             Answer::Accept(vec![(StreamType::Application, StreamOptions::full())]),
         ));
-        let s = {
-            let m = &mut sim.node_mut(a).m;
-            let s = m.new_session(jid(BOB));
-            m.add_stream(s, StreamType::Application, StreamOptions::full())
-                .expect("add");
-            m.add_stream(s, StreamType::Text, opts(false, false, false))
-                .expect("add");
-            m.request(s).expect("request");
-            s
-        };
+        let s = sim.node_mut(a).request_bob([
+            (StreamType::Application, StreamOptions::full()),
+            (StreamType::Text, opts(false, false, false)),
+        ]);
         sim.run_until_idle().expect("idle");
 
         let alice = sim.node(a);
@@ -283,14 +290,9 @@ fn a_declined_request_completes_with_the_status_and_reason() {
         BOB,
         Answer::Decline(486, "busy here".into()),
     ));
-    let s = {
-        let m = &mut sim.node_mut(a).m;
-        let s = m.new_session(jid(BOB));
-        m.add_stream(s, StreamType::Audio, StreamOptions::default())
-            .expect("add");
-        m.request(s).expect("request");
-        s
-    };
+    let s = sim
+        .node_mut(a)
+        .request_bob([(StreamType::Audio, StreamOptions::default())]);
     sim.run_until_idle().expect("idle");
     let alice = sim.node(a);
     assert!(alice.events.iter().any(|e| *e
@@ -386,14 +388,9 @@ fn a_peer_that_vanishes_before_answering_fails_the_request_and_the_streams() {
     let a = sim.add(CarrierNode::new(ALICE, Answer::Accept(vec![])));
     sim.add(CarrierNode::new(BOB, Answer::Accept(vec![])));
     sim.disconnect(BOB);
-    let s = {
-        let m = &mut sim.node_mut(a).m;
-        let s = m.new_session(jid(BOB));
-        m.add_stream(s, StreamType::Application, StreamOptions::default())
-            .expect("add");
-        m.request(s).expect("request");
-        s
-    };
+    let s = sim
+        .node_mut(a)
+        .request_bob([(StreamType::Application, StreamOptions::default())]);
     sim.run_for(Duration::from_secs(30)).expect("run");
     let alice = sim.node(a);
     assert!(alice.events.iter().any(|e| matches!(
@@ -415,14 +412,9 @@ fn a_peer_that_vanishes_mid_session_fails_the_streams_and_ends_the_session() {
         BOB,
         Answer::Accept(vec![(StreamType::Application, StreamOptions::default())]),
     ));
-    let s = {
-        let m = &mut sim.node_mut(a).m;
-        let s = m.new_session(jid(BOB));
-        m.add_stream(s, StreamType::Application, StreamOptions::default())
-            .expect("add");
-        m.request(s).expect("request");
-        s
-    };
+    let s = sim
+        .node_mut(a)
+        .request_bob([(StreamType::Application, StreamOptions::default())]);
     sim.run_until_idle().expect("idle");
     assert_eq!(sim.node(a).states(s, StreamId(0)).last(), Some(&Connected));
     sim.disconnect(BOB);
@@ -464,11 +456,9 @@ fn closed_sessions_are_forgotten_and_the_counts_go_back_to_zero() {
         // Many sessions, opened and closed by either side in turn.
         let mut sessions = Vec::new();
         for _ in 0..10 {
-            let m = &mut sim.node_mut(a).m;
-            let s = m.new_session(jid(BOB));
-            m.add_stream(s, StreamType::Application, StreamOptions::full())
-                .expect("add");
-            m.request(s).expect("request");
+            let s = sim
+                .node_mut(a)
+                .request_bob([(StreamType::Application, StreamOptions::full())]);
             sessions.push(s);
         }
         sim.run_until_idle().expect("idle");
@@ -533,14 +523,9 @@ fn declined_and_unanswered_requests_are_forgotten_on_both_sides() {
         BOB,
         Answer::Decline(603, "decline".into()),
     ));
-    let s = {
-        let m = &mut sim.node_mut(a).m;
-        let s = m.new_session(jid(BOB));
-        m.add_stream(s, StreamType::Audio, StreamOptions::default())
-            .expect("add");
-        m.request(s).expect("request");
-        s
-    };
+    let s = sim
+        .node_mut(a)
+        .request_bob([(StreamType::Audio, StreamOptions::default())]);
     sim.run_until_idle().expect("idle");
     // The decliner reports its side's end too.
     let (bs, _) = sim.node(b).request().expect("request arrived");
@@ -560,11 +545,8 @@ fn declined_and_unanswered_requests_are_forgotten_on_both_sides() {
 
     // A request to a vanished peer: it times out and is forgotten as well.
     sim.disconnect(BOB);
-    let m = &mut sim.node_mut(a).m;
-    let s = m.new_session(jid(BOB));
-    m.add_stream(s, StreamType::Audio, StreamOptions::default())
-        .expect("add");
-    m.request(s).expect("request");
+    sim.node_mut(a)
+        .request_bob([(StreamType::Audio, StreamOptions::default())]);
     sim.run_for(Duration::from_secs(30)).expect("run");
     assert_eq!(sim.node(a).m.session_count(), 0);
     assert!(sim.node(a).m.jingle().is_empty());
