@@ -83,6 +83,17 @@ impl Party {
             .collect()
     }
 
+    /// Every send result, in the order it was reported.
+    fn results_in_order(&self) -> Vec<(SendId, Result<(), SendFailure>)> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                Event::SendResult { send, result, .. } => Some((*send, result.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn results(&self) -> HashMap<SendId, usize> {
         let mut m = HashMap::new();
         for e in &self.log {
@@ -111,6 +122,23 @@ async fn drive(parties: &mut [&mut Party], mut done: impl FnMut(&[&mut Party]) -
     .expect("the condition did not hold within 10 s");
 }
 
+/// alice invites bob to her session `id`; returns bob's id for it once the proposal
+/// reached him.
+async fn invite_bob(alice: &mut Party, bob: &mut Party, id: CustomId) -> CustomId {
+    alice.ep.invite(id, jid("bob@x/1")).await.expect("invite");
+    drive(&mut [&mut *alice, &mut *bob], |p| p[1].proposal().is_some()).await;
+    bob.proposal().expect("proposal")
+}
+
+/// Drives alice and bob until both sides of the session (`id`, `bid`) are online.
+async fn both_online(alice: &mut Party, bob: &mut Party, id: CustomId, bid: CustomId) {
+    drive(&mut [alice, bob], |p| {
+        p[0].ep.core().state(id) == Ok(CustomState::Online)
+            && p[1].ep.core().state(bid) == Ok(CustomState::Online)
+    })
+    .await;
+}
+
 fn one_result_each(p: &Party, sends: &[SendId]) {
     let r = p.results();
     for s in sends {
@@ -125,16 +153,10 @@ async fn offer_answer_data_goes_through_the_signaling_hub() {
     let mut alice = Party::new(&hub, "alice@x/1");
     let mut bob = Party::new(&hub, "bob@x/1");
     let id = alice.ep.sessions().create(uuid()).expect("create");
-    alice.ep.invite(id, jid("bob@x/1")).await.expect("invite");
-    drive(&mut [&mut alice, &mut bob], |p| p[1].proposal().is_some()).await;
-    let bid = bob.proposal().expect("proposal");
+    let bid = invite_bob(&mut alice, &mut bob, id).await;
     assert_eq!(bob.ep.sessions().uuid(bid), Ok(uuid()));
     bob.ep.accept(bid).expect("accept");
-    drive(&mut [&mut alice, &mut bob], |p| {
-        p[0].ep.core().state(id) == Ok(CustomState::Online)
-            && p[1].ep.core().state(bid) == Ok(CustomState::Online)
-    })
-    .await;
+    both_online(&mut alice, &mut bob, id, bid).await;
 
     let mut sends = Vec::new();
     for i in 0..5u8 {
@@ -176,15 +198,9 @@ async fn offer_answer_sends_are_in_flight_together_over_the_hub() {
     let mut alice = Party::new(&hub, "alice@x/1");
     let mut bob = Party::new(&hub, "bob@x/1");
     let id = alice.ep.sessions().create(uuid()).expect("create");
-    alice.ep.invite(id, jid("bob@x/1")).await.expect("invite");
-    drive(&mut [&mut alice, &mut bob], |p| p[1].proposal().is_some()).await;
-    let bid = bob.proposal().expect("proposal");
+    let bid = invite_bob(&mut alice, &mut bob, id).await;
     bob.ep.accept(bid).expect("accept");
-    drive(&mut [&mut alice, &mut bob], |p| {
-        p[0].ep.core().state(id) == Ok(CustomState::Online)
-            && p[1].ep.core().state(bid) == Ok(CustomState::Online)
-    })
-    .await;
+    both_online(&mut alice, &mut bob, id, bid).await;
 
     // Twenty sends from both sides without waiting: every data IQ is handed to the
     // hub at once (no send waits for the previous one's reply).
@@ -226,12 +242,9 @@ async fn offer_answer_sends_are_in_flight_together_over_the_hub() {
             .collect::<Vec<_>>()
     );
     let order: Vec<SendId> = alice
-        .log
-        .iter()
-        .filter_map(|e| match e {
-            Event::SendResult { send, .. } => Some(*send),
-            _ => None,
-        })
+        .results_in_order()
+        .into_iter()
+        .map(|(send, _)| send)
         .collect();
     assert_eq!(order, a_sends);
     alice.ep.end(id).expect("end");
@@ -378,16 +391,10 @@ async fn streams_mode_authenticated_stream_and_a_wrong_secret() {
         .sessions()
         .set_mode(id, Mode::Streams)
         .expect("mode");
-    alice.ep.invite(id, jid("bob@x/1")).await.expect("invite");
-    drive(&mut [&mut alice, &mut bob], |p| p[1].proposal().is_some()).await;
-    let bid = bob.proposal().expect("proposal");
+    let bid = invite_bob(&mut alice, &mut bob, id).await;
     assert_eq!(bob.ep.sessions().mode(bid), Ok(Mode::Streams));
     bob.ep.accept(bid).expect("accept");
-    drive(&mut [&mut alice, &mut bob], |p| {
-        p[0].ep.core().state(id) == Ok(CustomState::Online)
-            && p[1].ep.core().state(bid) == Ok(CustomState::Online)
-    })
-    .await;
+    both_online(&mut alice, &mut bob, id, bid).await;
     // send_data does not apply in Streams mode.
     assert!(matches!(
         bob.ep.send_data(bid, None, &b"x"[..]),
@@ -437,9 +444,7 @@ async fn the_endpoint_wakes_for_its_timers_when_a_peer_stops_answering() {
     let mut alice = Party::with_reply_timeout(&hub, "alice@x/1", Duration::from_millis(300));
     let mut bob = Party::new(&hub, "bob@x/1");
     let id = alice.ep.sessions().create(uuid()).expect("create");
-    alice.ep.invite(id, jid("bob@x/1")).await.expect("invite");
-    drive(&mut [&mut alice, &mut bob], |p| p[1].proposal().is_some()).await;
-    let bid = bob.proposal().expect("proposal");
+    let bid = invite_bob(&mut alice, &mut bob, id).await;
     bob.ep.accept(bid).expect("accept");
     drive(&mut [&mut alice, &mut bob], |p| {
         p[0].ep.core().state(id) == Ok(CustomState::Online)
@@ -458,14 +463,7 @@ async fn the_endpoint_wakes_for_its_timers_when_a_peer_stops_answering() {
             .count()
     };
     drive(&mut [&mut alice], |p| settled(&*p[0]) == 3).await;
-    let results: Vec<(SendId, Result<(), SendFailure>)> = alice
-        .log
-        .iter()
-        .filter_map(|e| match e {
-            Event::SendResult { send, result, .. } => Some((*send, result.clone())),
-            _ => None,
-        })
-        .collect();
+    let results = alice.results_in_order();
     assert_eq!(
         results.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
         sends,
