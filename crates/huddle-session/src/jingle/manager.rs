@@ -432,7 +432,8 @@ impl Core {
             }
         }
         self.events.push_back(Event::Terminated {
-            sid: entry.session.sid.clone(),
+            // The entry is dropped below and nothing after this reads its sid: move it.
+            sid: std::mem::take(&mut entry.session.sid),
             peer: entry.session.peer.clone(),
             initiator: entry.session.initiator,
             reason,
@@ -799,8 +800,12 @@ impl SessionManager {
                     by_peer,
                 } = process(&mut self.core, e, &mut iq)
                 {
-                    let sid = e.session.sid.clone();
-                    self.end_entry(&sid, reason, silent, by_peer);
+                    // Look the entry up by its own sid (moved out, then back: no copy).
+                    let sid = std::mem::take(&mut e.session.sid);
+                    if let Some(mut entry) = self.sessions.remove(&sid) {
+                        entry.session.sid = sid;
+                        self.core.finish(entry, reason, silent, by_peer);
+                    }
                 }
             }
             _ => {
