@@ -22,7 +22,7 @@ use huddle_session::signaling::{HubEndpoint, Signaling, SignalingHub};
 use huddle_transport::msrp::connect::RelaySettings;
 use huddle_transport::msrp::{
     AcceptorDirect, AcceptorRelay, ConnectError, ConnectionPool, ConnectorActpass, ConnectorDirect,
-    ConnectorRelay, TransportOptions,
+    ConnectorRelay, MsrpConnector, TransportOptions,
 };
 use huddle_transport::relay::server::{CredentialStore, ListenerConfig, RelayServer, ServerConfig};
 
@@ -424,18 +424,15 @@ async fn session_driver_refreshes_the_relay_grant() {
     config.relay.max_auth_failures = 2;
     let relay = start_relay(config).await;
     let settings = |user: &str, pw: &str| relay_settings(&relay, user, pw, 1);
-    let mut neg_a = MsrpNegotiation::new(
+    let neg_a = MsrpNegotiation::new(
         ConnectorRelay::new(settings("alice", "secret"), TransportOptions::default()),
         Role::Active,
     );
-    let mut neg_b = MsrpNegotiation::new(
+    let neg_b = MsrpNegotiation::new(
         AcceptorRelay::new(settings("bob", "hunter2"), TransportOptions::default()),
         Role::Passive,
     );
-    let offer = neg_a.offer(MsrpDescription::chat()).await.unwrap();
-    let answer = neg_b.answer(&offer, MsrpDescription::chat()).await.unwrap();
-    let (na, nb) = tokio::join!(neg_a.complete(&answer), neg_b.complete(&offer));
-    let (na, nb) = (na.unwrap(), nb.unwrap());
+    let (na, nb) = negotiate_chat(neg_a, neg_b).await;
     let first = na.relay_grant().expect("bound through a relay").clone();
     assert_eq!(first.expires, Some(Duration::from_secs(2)), "423 honoured");
     let first_end = first.expires_at().unwrap();
@@ -479,6 +476,26 @@ async fn session_driver_refreshes_the_relay_grant() {
 }
 
 // ------------------------------------------------------------------ a=setup:actpass
+
+/// Offers chat from `off`, answers it on `ans` and completes both sides.
+async fn negotiate_chat<A: MsrpConnector, B: MsrpConnector>(
+    mut off: MsrpNegotiation<A>,
+    ans: MsrpNegotiation<B>,
+) -> (Negotiated, Negotiated) {
+    let offer = off.offer(MsrpDescription::chat()).await.unwrap();
+    answer_and_complete(off, ans, &offer).await
+}
+
+/// Answers `offer` (made by `off`) with chat on `ans`, then completes both sides.
+async fn answer_and_complete<A: MsrpConnector, B: MsrpConnector>(
+    off: MsrpNegotiation<A>,
+    mut ans: MsrpNegotiation<B>,
+    offer: &MsrpDescription,
+) -> (Negotiated, Negotiated) {
+    let answer = ans.answer(offer, MsrpDescription::chat()).await.unwrap();
+    let (na, nb) = tokio::join!(off.complete(&answer), ans.complete(offer));
+    (na.unwrap(), nb.unwrap())
+}
 
 /// Spawns both sides, delivers one message each way and checks both arrive.
 async fn both_ways(na: Negotiated, nb: Negotiated) {
@@ -572,15 +589,11 @@ async fn actpass_offerer_through_a_relay_takes_either_role() {
         assert_eq!(offer.attributes.path.as_ref().unwrap().len(), 2);
         let bob = settings("bob", "hunter2");
         let (na, nb) = if answerer_active {
-            let mut ans = MsrpNegotiation::new(ConnectorRelay::new(bob, opts()), Role::Active);
-            let answer = ans.answer(&offer, MsrpDescription::chat()).await.unwrap();
-            let (na, nb) = tokio::join!(off.complete(&answer), ans.complete(&offer));
-            (na.unwrap(), nb.unwrap())
+            let ans = MsrpNegotiation::new(ConnectorRelay::new(bob, opts()), Role::Active);
+            answer_and_complete(off, ans, &offer).await
         } else {
-            let mut ans = MsrpNegotiation::new(AcceptorRelay::new(bob, opts()), Role::Passive);
-            let answer = ans.answer(&offer, MsrpDescription::chat()).await.unwrap();
-            let (na, nb) = tokio::join!(off.complete(&answer), ans.complete(&offer));
-            (na.unwrap(), nb.unwrap())
+            let ans = MsrpNegotiation::new(AcceptorRelay::new(bob, opts()), Role::Passive);
+            answer_and_complete(off, ans, &offer).await
         };
         let expected = if answerer_active {
             Role::Passive
@@ -605,19 +618,16 @@ async fn two_sessions_share_alices_relay_connection() {
     let pool = ConnectionPool::new();
     let mut negotiated = Vec::new();
     for _ in 0..2 {
-        let mut neg_a = MsrpNegotiation::new(
+        let neg_a = MsrpNegotiation::new(
             ConnectorRelay::new(settings("alice", "secret"), TransportOptions::default())
                 .with_pool(pool.clone()),
             Role::Active,
         );
-        let mut neg_b = MsrpNegotiation::new(
+        let neg_b = MsrpNegotiation::new(
             AcceptorRelay::new(settings("bob", "hunter2"), TransportOptions::default()),
             Role::Passive,
         );
-        let offer = neg_a.offer(MsrpDescription::chat()).await.unwrap();
-        let answer = neg_b.answer(&offer, MsrpDescription::chat()).await.unwrap();
-        let (na, nb) = tokio::join!(neg_a.complete(&answer), neg_b.complete(&offer));
-        negotiated.push((na.unwrap(), nb.unwrap()));
+        negotiated.push(negotiate_chat(neg_a, neg_b).await);
     }
     assert_eq!(pool.connections().await, 1);
     let (first, second) = (negotiated.remove(0), negotiated.remove(0));
