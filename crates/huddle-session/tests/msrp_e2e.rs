@@ -493,7 +493,17 @@ async fn answer_and_complete<A: MsrpConnector, B: MsrpConnector>(
     offer: &MsrpDescription,
 ) -> (Negotiated, Negotiated) {
     let answer = ans.answer(offer, MsrpDescription::chat()).await.unwrap();
-    let (na, nb) = tokio::join!(off.complete(&answer), ans.complete(offer));
+    complete_both(off, ans, offer, &answer).await
+}
+
+/// Completes the offerer with `answer` and the answerer with `offer`, concurrently.
+async fn complete_both<A: MsrpConnector, B: MsrpConnector>(
+    off: MsrpNegotiation<A>,
+    ans: MsrpNegotiation<B>,
+    offer: &MsrpDescription,
+    answer: &MsrpDescription,
+) -> (Negotiated, Negotiated) {
+    let (na, nb) = tokio::join!(off.complete(answer), ans.complete(offer));
     (na.unwrap(), nb.unwrap())
 }
 
@@ -530,8 +540,7 @@ async fn actpass_offerer_connects_or_accepts_as_the_answer_says() {
     assert!(off.role_open());
     let answer = ans.answer(&offer, MsrpDescription::chat()).await.unwrap();
     assert!(answer.to_lines().iter().any(|l| l == "a=setup:active"));
-    let (na, nb) = tokio::join!(off.complete(&answer), ans.complete(&offer));
-    let (na, nb) = (na.unwrap(), nb.unwrap());
+    let (na, nb) = complete_both(off, ans, &offer, &answer).await;
     assert_eq!((na.role(), nb.role()), (Role::Passive, Role::Active));
     both_ways(na, nb).await;
 
@@ -541,8 +550,7 @@ async fn actpass_offerer_connects_or_accepts_as_the_answer_says() {
     let offer = off.offer(MsrpDescription::chat()).await.unwrap();
     let answer = ans.answer(&offer, MsrpDescription::chat()).await.unwrap();
     assert!(answer.to_lines().iter().any(|l| l == "a=setup:passive"));
-    let (na, nb) = tokio::join!(off.complete(&answer), ans.complete(&offer));
-    let (na, nb) = (na.unwrap(), nb.unwrap());
+    let (na, nb) = complete_both(off, ans, &offer, &answer).await;
     assert_eq!((na.role(), nb.role()), (Role::Active, Role::Passive));
     both_ways(na, nb).await;
 
@@ -553,8 +561,7 @@ async fn actpass_offerer_connects_or_accepts_as_the_answer_says() {
     let answer = ans.answer(&offer, MsrpDescription::chat()).await.unwrap();
     assert_eq!(ans.role(), Role::Active);
     assert!(answer.to_lines().iter().any(|l| l == "a=setup:active"));
-    let (na, nb) = tokio::join!(off.complete(&answer), ans.complete(&offer));
-    let (na, nb) = (na.unwrap(), nb.unwrap());
+    let (na, nb) = complete_both(off, ans, &offer, &answer).await;
     assert_eq!((na.role(), nb.role()), (Role::Passive, Role::Active));
     both_ways(na, nb).await;
 
