@@ -17,6 +17,19 @@ fn uri(s: &str) -> MsrpUri {
     s.parse().unwrap()
 }
 
+/// alice and bob, and what each learns of the other: CPIM and plain text accepted, any
+/// wrapped type, no private messages.
+fn cpim_chat_parties() -> (NameAddr, NameAddr, RemoteCapabilities) {
+    let alice = NameAddr::new("im:alice@example.com").unwrap();
+    let bob = NameAddr::new("im:bob@example.com").unwrap();
+    let caps = RemoteCapabilities {
+        accept_types: vec!["message/cpim".into(), "text/plain".into()],
+        accept_wrapped_types: vec!["*".into()],
+        private_messages: false,
+    };
+    (alice, bob, caps)
+}
+
 fn pair(max_chunk: usize) -> (MsrpSession, MsrpSession) {
     let a = uri("msrp://127.0.0.1:7001/alice1;tcp");
     let b = uri("msrp://127.0.0.1:7002/bob22;tcp");
@@ -311,13 +324,7 @@ fn random_loss_never_loses_an_outcome() {
 #[test]
 fn chat_wraps_in_cpim_queues_before_start_and_refuses_private_messages() {
     let (a, b) = pair(2048);
-    let alice = NameAddr::new("im:alice@example.com").unwrap();
-    let bob = NameAddr::new("im:bob@example.com").unwrap();
-    let caps = RemoteCapabilities {
-        accept_types: vec!["message/cpim".into(), "text/plain".into()],
-        accept_wrapped_types: vec!["*".into()],
-        private_messages: false,
-    };
+    let (alice, bob, caps) = cpim_chat_parties();
     let mut chat_a = MsrpChat::new(alice.clone(), bob.clone(), caps.clone());
     let mut chat_b = MsrpChat::new(bob, alice, caps);
     let id = chat_a
@@ -610,13 +617,7 @@ mod relay_refresh {
     fn unanswered_refresh_fails_typed_and_a_chat_fails_visibly() {
         let t0 = Instant::now();
         let (a, _b) = pair(2048);
-        let alice = NameAddr::new("im:alice@example.com").unwrap();
-        let bob = NameAddr::new("im:bob@example.com").unwrap();
-        let caps = RemoteCapabilities {
-            accept_types: vec!["message/cpim".into(), "text/plain".into()],
-            accept_wrapped_types: vec!["*".into()],
-            private_messages: false,
-        };
+        let (alice, bob, caps) = cpim_chat_parties();
         let mut chat = MsrpChat::new(alice, bob, caps);
         let mut session = a;
         session.set_relay(granted(t0));
