@@ -268,3 +268,78 @@ pub fn write_lines(input: &mut dyn Read, out: &mut dyn Write) -> io::Result<bool
 
 /// How much [`write_lines`] reads at a time (the stream is decoded as it arrives).
 const READ_SIZE: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    const SEND: &[u8] = b"MSRP abcd SEND\r\nTo-Path: msrp://a.example.com:1/x;tcp\r\nFrom-Path: msrp://b.example.com:2/y;tcp\r\nMessage-ID: m1\r\nByte-Range: 1-2/2\r\nContent-Type: text/plain\r\n\r\nhi\r\n-------abcd$\r\n";
+
+    #[test]
+    fn frames_then_a_fatal_error_with_its_offset() {
+        let mut stream = SEND.to_vec();
+        stream.extend_from_slice(SEND);
+        stream.extend_from_slice(b"garbage\r\n");
+        for piece in [1, 7, stream.len()] {
+            let lines = summarize(&stream, Limits::default(), piece);
+            assert_eq!(lines.len(), 3, "{lines:?}");
+            assert!(matches!(&lines[0], SummaryLine::Frame(c) if c.to_bytes()[..] == *SEND));
+            assert!(matches!(&lines[1], SummaryLine::Frame(_)));
+            let err = lines[2].to_json();
+            assert_eq!(err["fatal"], true);
+            assert_eq!(err["status"], 400);
+            assert_eq!(err["offset"], 2 * SEND.len());
+            assert!(
+                err["error"]
+                    .as_str()
+                    .is_some_and(|k| !k.is_empty() && !k.contains('('))
+            );
+        }
+    }
+
+    #[test]
+    fn the_printed_line_and_the_json_value_agree() {
+        let lines = summarize(SEND, Limits::default(), SEND.len());
+        let printed: Value = serde_json::from_str(&lines[0].to_line()).unwrap();
+        assert_eq!(printed, lines[0].to_json());
+        assert_eq!(printed["tid"], "abcd");
+        assert_eq!(printed["body_len"], 2);
+        let e = SummaryLine::Error {
+            kind: "BadStartLine".into(),
+            status: 400,
+            fatal: true,
+            offset: 9,
+        };
+        let printed: Value = serde_json::from_str(&e.to_line()).unwrap();
+        assert_eq!(printed, e.to_json());
+    }
+
+    #[test]
+    fn a_truncated_stream_ends_in_an_error() {
+        let lines = summarize(&SEND[..SEND.len() - 3], Limits::default(), 5);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].to_json()["fatal"], true);
+    }
+
+    #[test]
+    fn write_lines_prints_every_line_and_says_whether_the_stream_was_clean() {
+        let mut out = Vec::new();
+        assert!(write_lines(&mut &SEND[..], &mut out).unwrap());
+        let expected = format!("{}\n", summarize(SEND, Limits::default(), 1)[0].to_line());
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+
+        let mut stream = SEND.to_vec();
+        stream.extend_from_slice(b"garbage\r\n");
+        stream.extend_from_slice(SEND);
+        let mut out = Vec::new();
+        assert!(!write_lines(&mut &stream[..], &mut out).unwrap());
+        let expected: String = summarize(&stream, Limits::default(), stream.len())
+            .iter()
+            .map(|l| format!("{}\n", l.to_line()))
+            .collect();
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        // The fatal error stops decoding: the SEND after it is not printed.
+        assert_eq!(expected.lines().count(), 2);
+    }
+}
