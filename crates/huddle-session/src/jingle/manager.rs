@@ -242,7 +242,9 @@ enum Outbound {
 
 /// The manager's tables: keyed by sids and JIDs that peers choose, so the hasher must
 /// resist HashDoS. foldhash's `RandomState` is randomly seeded (per process and per
-/// table), and is much cheaper than std's SipHash on these short keys.
+/// table), so a peer cannot precompute colliding keys, and it is much cheaper than std's
+/// SipHash on these short keys. It is not a keyed PRF like SipHash: foldhash claims only
+/// this seeded ("minimal") DoS resistance.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Everything but the session table, so the two can be borrowed separately.
