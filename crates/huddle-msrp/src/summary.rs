@@ -100,39 +100,41 @@ impl SummaryLine {
     /// The line `msrp decode` prints: a frame's [`FrameSummary`], or
     /// `{"error": kind, "status": code, "fatal": bool, "offset": N}` (fields in that order).
     pub fn to_line(&self) -> String {
-        match self {
-            SummaryLine::Frame(c) => {
-                serde_json::to_string(&FrameSummary::of(c)).expect("summaries serialize")
-            }
-            SummaryLine::Error {
-                kind,
-                status,
-                fatal,
-                offset,
-            } => {
-                format!(
-                    r#"{{"error":{},"status":{status},"fatal":{fatal},"offset":{offset}}}"#,
-                    serde_json::Value::from(kind.as_str())
-                )
-            }
-        }
+        serde_json::to_string(self).expect("summaries serialize")
     }
 
     /// The JSON value of the line, as stored in vector `.json` files (compared as values,
     /// so key order and spacing do not matter).
     pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("summaries serialize")
+    }
+}
+
+/// The error line's fields, in printed order.
+#[derive(Serialize)]
+struct ErrorLine<'a> {
+    error: &'a str,
+    status: u16,
+    fatal: bool,
+    offset: u64,
+}
+
+impl Serialize for SummaryLine {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            SummaryLine::Frame(c) => {
-                serde_json::to_value(FrameSummary::of(c)).expect("summaries serialize")
-            }
+            SummaryLine::Frame(c) => FrameSummary::of(c).serialize(s),
             SummaryLine::Error {
                 kind,
                 status,
                 fatal,
                 offset,
-            } => {
-                serde_json::json!({ "error": kind, "status": status, "fatal": fatal, "offset": offset })
+            } => ErrorLine {
+                error: kind,
+                status: *status,
+                fatal: *fatal,
+                offset: *offset,
             }
+            .serialize(s),
         }
     }
 }
