@@ -26,7 +26,7 @@ pub struct TransactionId {
 }
 
 /// RFC 4975 §9: `ident` is at most 32 characters.
-const MAX_TID: usize = 32;
+pub(crate) const MAX_TID: usize = 32;
 
 impl TransactionId {
     /// Validates and wraps an id.

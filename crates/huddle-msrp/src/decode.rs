@@ -15,7 +15,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use memchr::memmem;
 
-use crate::chunk::{Chunk, Flag, Method, StartLine, TransactionId, is_transaction_id};
+use crate::chunk::{Chunk, Flag, MAX_TID, Method, StartLine, TransactionId, is_transaction_id};
 use crate::generated::headers::KnownHeader;
 use crate::header::{ByteRange, HeaderError, Headers, WireFields, is_token};
 use crate::status::StatusCode;
@@ -155,6 +155,102 @@ impl DecodeError {
 /// `\r\n-------`: what precedes the transaction id of every end-line after a body.
 const BODY_END: &[u8] = b"\r\n-------";
 const DASHES: &[u8] = b"-------";
+
+/// To-Path and From-Path, as bits of the fast path's set of seen headers.
+const PATHS: u32 = 1 << KnownHeader::ToPath as u32 | 1 << KnownHeader::FromPath as u32;
+
+/// A known header's canonical spelling followed by its colon, as three little-endian
+/// words and the masks of the bytes that belong to it (at most 20 bytes).
+#[derive(Clone, Copy)]
+struct NameKey {
+    words: [u64; 3],
+    masks: [u64; 3],
+    /// Name and colon.
+    len: usize,
+    header: KnownHeader,
+}
+
+/// The multiplier of [`name_slot`]: it sends the 16 distinct six-byte prefixes of the
+/// known names (the four `Content-` names share one) to distinct slots.
+const NAME_HASH: u64 = 0x9b3e_446c_2cc2_e2ab;
+
+/// The slot of a line's first word among 32, from its first six bytes (every known
+/// name has at least six, `Status` being the shortest).
+#[inline(always)]
+const fn name_slot(first_word: u64) -> usize {
+    ((first_word & 0xffff_ffff_ffff).wrapping_mul(NAME_HASH) >> 59) as usize
+}
+
+/// [`NameKey`]s of every known header grouped by slot, and where each slot's group
+/// starts and ends in it.
+static NAME_TABLE: ([NameKey; KnownHeader::ALL.len()], [(u8, u8); 32]) = {
+    const fn key(h: KnownHeader) -> NameKey {
+        let name = h.as_str().as_bytes();
+        assert!(name.len() >= 6 && name.len() < 24);
+        let mut words = [0u64; 3];
+        let mut masks = [0u64; 3];
+        let mut i = 0;
+        while i <= name.len() {
+            let byte = if i == name.len() { b':' } else { name[i] };
+            words[i / 8] |= (byte as u64) << (8 * (i % 8));
+            masks[i / 8] |= 0xff << (8 * (i % 8));
+            i += 1;
+        }
+        NameKey {
+            words,
+            masks,
+            len: name.len() + 1,
+            header: h,
+        }
+    }
+    let all = KnownHeader::ALL;
+    let mut keys = [key(KnownHeader::ToPath); KnownHeader::ALL.len()];
+    let mut slots = [(0u8, 0u8); 32];
+    let mut n = 0;
+    let mut slot = 0;
+    while slot < 32 {
+        let begin = n;
+        // In the order of `ALL`, so Content-Type comes first among the `Content-`s.
+        let mut i = 0;
+        while i < all.len() {
+            let k = key(all[i]);
+            if name_slot(k.words[0]) == slot {
+                keys[n] = k;
+                n += 1;
+            }
+            i += 1;
+        }
+        slots[slot] = (begin as u8, n as u8);
+        slot += 1;
+    }
+    (keys, slots)
+};
+
+/// The known header whose canonical name and colon start the line at `h[pos]`, and
+/// where the colon ends; `None` for any other line, and when fewer than 24 bytes are
+/// left to look at.
+#[inline(always)]
+fn known_name_at(h: &[u8], pos: usize) -> Option<(KnownHeader, usize)> {
+    let c: &[u8; 24] = h.get(pos..pos + 24)?.try_into().expect("24 bytes");
+    let x = u128::from_le_bytes(c[..16].try_into().expect("16 bytes"));
+    let w = [
+        x as u64,
+        (x >> 64) as u64,
+        u64::from_le_bytes(c[16..].try_into().expect("8 bytes")),
+    ];
+    let (keys, slots) = &NAME_TABLE;
+    let (begin, end) = slots[name_slot(w[0])];
+    for k in &keys[usize::from(begin)..usize::from(end)] {
+        if ((w[0] ^ k.words[0]) & k.masks[0])
+            | ((w[1] ^ k.words[1]) & k.masks[1])
+            | ((w[2] ^ k.words[2]) & k.masks[2])
+            == 0
+        {
+            return Some((k.header, pos + k.len));
+        }
+    }
+    None
+}
 
 /// A parsed start line and header block.
 #[derive(Debug)]
@@ -298,100 +394,109 @@ impl Decoder {
     }
 
     /// The fast path: a whole, well-formed frame of plain-text lines at the front of
-    /// `buf`, decoded in one pass. `None` leaves `buf` untouched for the general path,
-    /// which handles everything else (partial input, other spellings of a line, every
-    /// error) and gives the same result for what this path accepts; the split-invariance
-    /// tests hold the two to that. Tried once per frame, so input that arrives in pieces
-    /// is still scanned in linear time.
+    /// `buf`, its headers spelled as the spec spells them, decoded in one pass. `None`
+    /// leaves `buf` untouched for the general path, which handles everything else
+    /// (partial input, other spellings, extension headers, every error) and gives the
+    /// same result for what this path accepts; the split-invariance tests hold the two
+    /// to that. Tried once per frame, so input that arrives in pieces is still scanned
+    /// in linear time.
+    #[inline(always)]
     fn decode_plain(&mut self, buf: &mut BytesMut) -> Option<Chunk> {
         let b: &[u8] = buf;
         let limits = &self.limits;
-        // RFC 4975 §9 req-start / resp-start: `MSRP SP transact-id SP ...`.
-        if b.len() < 16 || &b[..5] != b"MSRP " {
+        // The head: every line of it must end within the head limit, and its offsets
+        // fit the headers' inline table.
+        let h = &b[..b
+            .len()
+            .min(limits.max_head_bytes)
+            .min(usize::from(u16::MAX))];
+        // RFC 4975 §9 req-start / resp-start: `MSRP SP transact-id SP ...`. A frame
+        // with To-Path and From-Path is longer than 64 bytes.
+        if h.len() < 64 || h[..5] != *b"MSRP " {
             return None;
         }
         // Ids are short: a plain loop beats a vectorised search here.
-        let sp = 5 + b[5..b.len().min(6 + 32)].iter().position(|&c| c == b' ')?;
-        let tid = &b[5..sp];
+        let sp = 5 + h[5..6 + MAX_TID].iter().position(|&c| c == b' ')?;
+        let tid = &h[5..sp];
         if !is_transaction_id(tid) {
             return None;
         }
-        let eol = plain_line_end(b, sp + 1)?;
-        if eol + 2 > limits.max_head_bytes {
-            return None;
-        }
-        let rest = &b[sp + 1..eol];
-        let start = if rest.len() >= 3
-            && rest[..3].iter().all(u8::is_ascii_digit)
-            && (rest.len() == 3 || rest[3] == b' ')
-        {
-            let code = (rest[0] - b'0') as u16 * 100
-                + (rest[1] - b'0') as u16 * 10
-                + (rest[2] - b'0') as u16;
-            // The line is plain ASCII text (checked by `plain_line_end`).
-            let comment = (rest.len() > 3)
-                .then(|| String::from_utf8(rest[4..].to_vec()).expect("plain lines are ASCII"));
-            StartLine::Response {
-                status: StatusCode(code),
-                comment,
-            }
-        } else if rest == b"SEND" {
-            StartLine::Request(Method::SEND)
+        let (start, mut pos) = if h[sp + 1..sp + 7] == *b"SEND\r\n" {
+            (StartLine::Request(Method::SEND), sp + 7)
         } else {
-            StartLine::Request(Method::parse(rest)?)
+            let eol = plain_line_end(h, sp + 1)?;
+            let rest = &h[sp + 1..eol];
+            let start = if rest.len() >= 3
+                && rest[..3].iter().all(u8::is_ascii_digit)
+                && (rest.len() == 3 || rest[3] == b' ')
+            {
+                let code = (rest[0] - b'0') as u16 * 100
+                    + (rest[1] - b'0') as u16 * 10
+                    + (rest[2] - b'0') as u16;
+                // The line is plain ASCII text (checked by `plain_line_end`).
+                let comment = (rest.len() > 3)
+                    .then(|| String::from_utf8(rest[4..].to_vec()).expect("plain lines are ASCII"));
+                StartLine::Response {
+                    status: StatusCode(code),
+                    comment,
+                }
+            } else {
+                StartLine::Request(Method::parse(rest)?)
+            };
+            (start, eol + 2)
         };
         let mut fields = WireFields::new();
-        let (mut to_path, mut from_path) = (false, false);
+        // Which known headers were seen, one bit each.
+        let mut seen = 0u32;
         let mut range = None;
         let mut lines = 0;
-        let mut pos = eol + 2;
         loop {
-            let first = *b.get(pos)?;
-            if first == b'\r' {
-                // The blank line after the headers: content-stuff follows.
-                if b.get(pos + 1) != Some(&b'\n')
-                    || pos + 2 > limits.max_head_bytes
-                    || matches!(start, StartLine::Response { .. })
-                {
+            let first = *h.get(pos)?;
+            if first == b'\r' || first == b'-' {
+                // RFC 4975 §7.1: "The To-Path and From-Path header fields MUST be present
+                // in all requests and responses".
+                if seen & PATHS != PATHS || lines > limits.max_headers {
                     return None;
                 }
-                let body_start = pos + 2;
-                let EndLine::Found { at, end, flag } =
-                    find_end_line(&self.finder, b, body_start, tid)
-                else {
-                    return None;
-                };
-                if at - body_start > limits.max_body_in_memory || !(to_path && from_path) {
-                    return None;
+                let transaction_id = TransactionId::from_checked(tid);
+                if first == b'\r' {
+                    // The blank line after the headers: content-stuff follows.
+                    if h.get(pos + 1) != Some(&b'\n') || matches!(start, StartLine::Response { .. })
+                    {
+                        return None;
+                    }
+                    let body_start = pos + 2;
+                    let EndLine::Found { at, end, flag } =
+                        find_end_line(&self.finder, b, body_start, tid)
+                    else {
+                        return None;
+                    };
+                    if at - body_start > limits.max_body_in_memory {
+                        return None;
+                    }
+                    let frame = buf.split_to(end).freeze();
+                    return Some(Chunk {
+                        transaction_id,
+                        start,
+                        body: Some(frame.slice(body_start..at)),
+                        headers: Headers::decoded(frame, fields),
+                        flag,
+                        segment: None,
+                    });
                 }
-                let tid = TransactionId::from_checked(tid);
-                let frame = buf.split_to(end).freeze();
-                return Some(Chunk {
-                    transaction_id: tid,
-                    start,
-                    body: Some(frame.slice(body_start..at)),
-                    headers: Headers::decoded(frame, fields),
-                    flag,
-                    segment: None,
-                });
-            }
-            if first == b'-' {
                 // RFC 4975 §9 end-line = "-------" transact-id continuation-flag CRLF
                 let end = pos + DASHES.len() + tid.len() + 3;
-                let line = b.get(pos..end)?;
+                let line = h.get(pos..end)?;
                 let flag = Flag::from_byte(line[end - pos - 3])?;
-                if &line[..DASHES.len()] != DASHES
+                if line[..DASHES.len()] != *DASHES
                     || &line[DASHES.len()..end - pos - 3] != tid
-                    || &line[end - pos - 2..] != b"\r\n"
-                    || end > limits.max_head_bytes
-                    || !(to_path && from_path)
+                    || line[end - pos - 2..] != *b"\r\n"
                 {
                     return None;
                 }
-                let tid = TransactionId::from_checked(tid);
                 let frame = buf.split_to(end).freeze();
                 return Some(Chunk {
-                    transaction_id: tid,
+                    transaction_id,
                     start,
                     headers: Headers::decoded(frame, fields),
                     body: None,
@@ -399,27 +504,26 @@ impl Decoder {
                     segment: None,
                 });
             }
-            let eol = plain_line_end(b, pos)?;
+            // RFC 4975 §9 `header = hname ":" SP hval CRLF`; leading blanks of the value
+            // are tolerated (real peers write `Name:value`), as on the general path.
+            let (name, mut v) = known_name_at(h, pos)?;
+            if h[v] == b' ' {
+                v += 1;
+            }
+            // The name and colon are plain text: the scan starts at the value.
+            let eol = plain_line_end(h, v)?;
+            while v < eol && h[v] == b' ' {
+                v += 1;
+            }
             lines += 1;
-            if eol + 2 > limits.max_head_bytes || lines > limits.max_headers {
+            seen |= 1 << name as u32;
+            if name == KnownHeader::ByteRange && range.is_none() {
+                range = Some(ByteRange::parse_bytes(&h[v..eol])?);
+            }
+            // `h` is shorter than 64 KiB.
+            if !fields.push_inline(name, v as u16, eol as u16) {
                 return None;
             }
-            let line = parse_header_line(b, pos, eol, true)?;
-            match line.known {
-                Some(KnownHeader::ToPath) => to_path = true,
-                Some(KnownHeader::FromPath) => from_path = true,
-                Some(KnownHeader::ByteRange) if range.is_none() => {
-                    range = Some(ByteRange::parse_bytes(&b[line.value..eol])?);
-                }
-                _ => {}
-            }
-            fields.push(
-                b,
-                line.known,
-                line.canonical,
-                (pos, line.name_end),
-                (line.value, eol),
-            );
             pos = eol + 2;
         }
     }
@@ -1019,28 +1123,27 @@ fn block_is_plain_text(block: &[u8], crlfs: usize) -> bool {
 /// else, and when fewer than eight bytes are left to look at.
 #[inline(always)]
 fn plain_line_end(b: &[u8], mut i: usize) -> Option<usize> {
-    // Bit 7 of each byte below 0x20 (nothing carries into it from lower ASCII bytes),
-    // of each non-ASCII byte, and of DEL (0x7f + 1). Carries out of non-ASCII bytes
-    // only affect bytes above the lowest flagged one.
-    let flags = |w: u64| (!w.wrapping_add(ONES * 0x60) | w | w.wrapping_add(ONES)) & HIGH;
-    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
-    let found = |at: usize| (b[at] == b'\r' && b.get(at + 1) == Some(&b'\n')).then_some(at);
+    // Bit 7 of each byte below 0x20 (`b - 0x20` wraps; nothing borrows into it from
+    // lower bytes that are not flagged themselves), of each non-ASCII byte, and of DEL
+    // (0x7f + 1). Borrows and carries only affect bytes above the lowest flagged one.
+    let flags = |w: u64| (w.wrapping_sub(ONES * 0x20) | w | w.wrapping_add(ONES)) & HIGH;
+    let found = |at: usize| (b.get(at..at + 2) == Some(b"\r\n")).then_some(at);
     // Sixteen bytes a step while they last (header lines are 20 to 60 bytes long).
-    while i + 16 <= b.len() {
-        let (lo, hi) = (flags(word(i)), flags(word(i + 8)));
+    while let Some(c) = b.get(i..i + 16) {
+        let x = u128::from_le_bytes(c.try_into().expect("16 bytes"));
+        let (lo, hi) = (flags(x as u64), flags((x >> 64) as u64));
         if lo | hi != 0 {
-            return if lo != 0 {
-                found(i + lo.trailing_zeros() as usize / 8)
+            let bit = if lo != 0 {
+                lo.trailing_zeros()
             } else {
-                found(i + 8 + hi.trailing_zeros() as usize / 8)
+                64 + hi.trailing_zeros()
             };
+            return found(i + bit as usize / 8);
         }
         i += 16;
     }
-    if i + 8 > b.len() {
-        return None;
-    }
-    let f = flags(word(i));
+    let c = b.get(i..i + 8)?;
+    let f = flags(u64::from_le_bytes(c.try_into().expect("8 bytes")));
     if f != 0 {
         return found(i + f.trailing_zeros() as usize / 8);
     }
@@ -1405,6 +1508,42 @@ mod tests {
                 l[at] = b'a';
             }
         }
+    }
+
+    #[test]
+    fn names_at_line_starts_are_found_only_when_canonical_with_their_colon() {
+        let pad = |b: &[u8]| {
+            let mut l = b.to_vec();
+            l.extend_from_slice(b" value that is long enough\r\n");
+            l
+        };
+        for &h in KnownHeader::ALL {
+            let name = h.as_str().as_bytes();
+            let mut line = name.to_vec();
+            line.push(b':');
+            let colon_end = line.len();
+            assert_eq!(known_name_at(&pad(&line), 0), Some((h, colon_end)), "{h:?}");
+            // At an offset, as in a head.
+            let mut head = b"MSRP abcd SEND\r\n".to_vec();
+            head.extend_from_slice(&pad(&line));
+            assert_eq!(known_name_at(&head, 16), Some((h, 16 + colon_end)));
+            // Without its colon, in another case, or with any one byte changed (the
+            // colon included), it is not this header; the general path decides.
+            assert_eq!(known_name_at(&pad(name), 0), None, "{h:?}");
+            let lower = line.to_ascii_lowercase();
+            assert_eq!(known_name_at(&pad(&lower), 0), None, "{h:?}");
+            for at in 0..line.len() {
+                for flip in [0x01, 0x20, 0x80] {
+                    let mut l = line.clone();
+                    l[at] ^= flip;
+                    assert_eq!(known_name_at(&pad(&l), 0), None, "{l:?}");
+                }
+            }
+            // Fewer than 24 bytes to look at.
+            assert_eq!(known_name_at(&line, 0), None);
+        }
+        assert_eq!(known_name_at(&pad(b"X-Foo:"), 0), None);
+        assert_eq!(known_name_at(&pad(b"Content-:"), 0), None);
     }
 
     #[test]

@@ -165,18 +165,53 @@ impl fmt::Debug for HeaderValue {
 /// The ordered header list of a chunk (start-line headers and MIME headers together).
 ///
 /// A decoded list keeps the frame's head block once and refers to its values by
-/// offset: a header spelled as the spec spells it is 16 bytes in one list allocation,
-/// with no allocation or reference count of its own. Other spellings, extension headers
-/// and values set later own their bytes.
+/// offset. The usual case (up to eight headers, each spelled as the spec
+/// spells it, in the first 64 KiB of the block) is a small table inside the list: no
+/// allocation at all. Other spellings, extension headers, longer lists and values set
+/// later live in a vector and own their bytes.
 #[derive(Clone, Default)]
 pub struct Headers {
-    /// The head block that [`Field::Wire`] offsets point into (empty for built lists).
+    /// The head block that wire offsets point into (empty for built lists).
     head: Bytes,
-    list: Vec<Field>,
+    list: List,
 }
 
-/// Room reserved for a decoded list: the usual SEND carries up to eight headers.
-const DECODED_CAPACITY: usize = 8;
+/// How many canonical headers a decoded list holds without allocating: the usual SEND
+/// carries up to seven (To-Path, From-Path, Message-ID, Byte-Range, Success-Report,
+/// Failure-Report, Content-Type).
+const INLINE_FIELDS: usize = 8;
+
+#[derive(Clone)]
+enum List {
+    /// `fields[..len]`: known headers spelled canonically, values in `head`.
+    Inline {
+        len: u8,
+        fields: [InlineField; INLINE_FIELDS],
+    },
+    /// Anything else.
+    Vec(Vec<Field>),
+}
+
+impl Default for List {
+    fn default() -> Self {
+        List::Vec(Vec::new())
+    }
+}
+
+/// A known header spelled canonically whose value is `head[start..end]`, validated
+/// UTF-8 text without CR or LF.
+#[derive(Clone, Copy)]
+struct InlineField {
+    name: KnownHeader,
+    start: u16,
+    end: u16,
+}
+
+const EMPTY_FIELD: InlineField = InlineField {
+    name: KnownHeader::ToPath,
+    start: 0,
+    end: 0,
+};
 
 #[derive(Clone)]
 enum Field {
@@ -192,7 +227,7 @@ enum Field {
 }
 
 /// A [`HeaderName`] for every known header in its canonical spelling, indexed by the
-/// enum's discriminant, so a [`Field::Wire`] can lend one out.
+/// enum's discriminant, so a wire field can lend one out.
 static KNOWN_NAMES: [HeaderName; KnownHeader::ALL.len()] = {
     const EMPTY: HeaderName = HeaderName {
         raw: Bytes::new(),
@@ -213,19 +248,19 @@ static KNOWN_NAMES: [HeaderName; KnownHeader::ALL.len()] = {
     names
 };
 
-impl Field {
-    fn name(&self) -> &HeaderName {
-        match self {
-            Field::Wire { name, .. } => &KNOWN_NAMES[*name as usize],
-            Field::Owned(f) => &f.0,
-        }
-    }
+/// One header of a list, however it is stored.
+#[derive(Clone, Copy)]
+struct FieldRef<'a> {
+    known: Option<KnownHeader>,
+    name: &'a HeaderName,
+    value: &'a [u8],
+}
 
-    fn known(&self) -> Option<KnownHeader> {
-        match self {
-            Field::Wire { name, .. } => Some(*name),
-            Field::Owned(f) => f.0.known,
-        }
+impl<'a> FieldRef<'a> {
+    fn str(self) -> &'a str {
+        // Invariant: wire values were validated as UTF-8 by the decoder, owned ones
+        // come from `&str`.
+        core::str::from_utf8(self.value).expect("header values are validated UTF-8")
     }
 }
 
@@ -239,7 +274,7 @@ impl Headers {
     pub fn with_capacity(n: usize) -> Self {
         Headers {
             head: Bytes::new(),
-            list: Vec::with_capacity(n),
+            list: List::Vec(Vec::with_capacity(n)),
         }
     }
 
@@ -251,61 +286,100 @@ impl Headers {
         }
     }
 
-    fn bytes_of<'a>(&'a self, f: &'a Field) -> &'a [u8] {
-        match f {
-            Field::Wire { start, end, .. } => &self.head[*start as usize..*end as usize],
-            Field::Owned(f) => f.1.as_bytes(),
-        }
+    /// Every header, in order.
+    fn fields(&self) -> impl Iterator<Item = FieldRef<'_>> + '_ {
+        let (inline, vec): (&[InlineField], &[Field]) = match &self.list {
+            List::Inline { len, fields } => (&fields[..usize::from(*len)], &[]),
+            List::Vec(v) => (&[], v),
+        };
+        let head = &self.head;
+        let inline = inline.iter().map(move |f| FieldRef {
+            known: Some(f.name),
+            name: &KNOWN_NAMES[f.name as usize],
+            value: &head[usize::from(f.start)..usize::from(f.end)],
+        });
+        let vec = vec.iter().map(move |f| match f {
+            Field::Wire { name, start, end } => FieldRef {
+                known: Some(*name),
+                name: &KNOWN_NAMES[*name as usize],
+                value: &head[*start as usize..*end as usize],
+            },
+            Field::Owned(f) => FieldRef {
+                known: f.0.known,
+                name: &f.0,
+                value: f.1.as_bytes(),
+            },
+        });
+        inline.chain(vec)
     }
 
-    fn str_of<'a>(&'a self, f: &'a Field) -> &'a str {
-        // Invariant: wire values were validated as UTF-8 by the decoder, owned ones
-        // come from `&str`.
-        core::str::from_utf8(self.bytes_of(f)).expect("header values are validated UTF-8")
+    /// The list as a vector of fields (made one when it was an inline table), for the
+    /// operations that change it.
+    fn vec_mut(&mut self) -> &mut Vec<Field> {
+        if let List::Inline { len, fields } = &self.list {
+            let v = fields[..usize::from(*len)]
+                .iter()
+                .map(|f| Field::Wire {
+                    name: f.name,
+                    start: u32::from(f.start),
+                    end: u32::from(f.end),
+                })
+                .collect();
+            self.list = List::Vec(v);
+        }
+        match &mut self.list {
+            List::Vec(v) => v,
+            List::Inline { .. } => unreachable!("made a vector above"),
+        }
     }
 
     /// Number of headers.
     pub fn len(&self) -> usize {
-        self.list.len()
+        match &self.list {
+            List::Inline { len, .. } => usize::from(*len),
+            List::Vec(v) => v.len(),
+        }
     }
 
     /// No headers at all.
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.len() == 0
     }
 
     /// Headers in wire order.
     pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &str)> + '_ {
-        self.list.iter().map(|f| (f.name(), self.str_of(f)))
+        self.fields().map(|f| (f.name, f.str()))
     }
 
     /// The first value of a known header.
     pub fn get(&self, h: KnownHeader) -> Option<&str> {
-        self.list
-            .iter()
-            .find(|f| f.known() == Some(h))
-            .map(|f| self.str_of(f))
+        if let List::Inline { len, fields } = &self.list {
+            // The common case, without the general iterator.
+            let f = fields[..usize::from(*len)].iter().find(|f| f.name == h)?;
+            let value = &self.head[usize::from(f.start)..usize::from(f.end)];
+            return Some(core::str::from_utf8(value).expect("header values are validated UTF-8"));
+        }
+        self.fields().find(|f| f.known == Some(h)).map(|f| f.str())
     }
 
     /// The first value of a header by name (case-insensitive), known or not.
     pub fn get_by_name(&self, name: &str) -> Option<&str> {
-        self.list
-            .iter()
-            .find(|f| f.name().matches(name))
-            .map(|f| self.str_of(f))
+        self.fields()
+            .find(|f| f.name.matches(name))
+            .map(|f| f.str())
     }
 
     /// Every value of a header by name, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.list
-            .iter()
-            .filter(move |f| f.name().matches(name))
-            .map(|f| self.str_of(f))
+        self.fields()
+            .filter(move |f| f.name.matches(name))
+            .map(|f| f.str())
     }
 
     /// Appends a header.
     pub fn push(&mut self, name: impl Into<HeaderName>, value: HeaderValue) {
-        self.list.push(Field::Owned(Box::new((name.into(), value))));
+        self.vec_mut()
+            .push(Field::Owned(Box::new((name.into(), value))));
     }
 
     /// Appends a known header with a text value.
@@ -318,25 +392,34 @@ impl Headers {
     /// spelling) or appends it.
     pub fn set(&mut self, h: KnownHeader, value: &str) -> Result<(), HeaderError> {
         let value = HeaderValue::new(value)?;
-        match self.list.iter_mut().find(|f| f.known() == Some(h)) {
+        let list = self.vec_mut();
+        let known = |f: &Field| match f {
+            Field::Wire { name, .. } => Some(*name),
+            Field::Owned(f) => f.0.known,
+        };
+        match list.iter_mut().find(|f| known(f) == Some(h)) {
             Some(f) => {
-                let name = f.name().clone();
+                let name = match f {
+                    Field::Wire { name, .. } => HeaderName::known(*name),
+                    Field::Owned(o) => o.0.clone(),
+                };
                 *f = Field::Owned(Box::new((name, value)));
             }
-            None => self.push(h, value),
+            None => list.push(Field::Owned(Box::new((HeaderName::known(h), value)))),
         }
         Ok(())
     }
 
     /// Removes every occurrence of a known header.
     pub fn remove(&mut self, h: KnownHeader) {
-        self.list.retain(|f| f.known() != Some(h));
+        self.vec_mut().retain(|f| match f {
+            Field::Wire { name, .. } => *name != h,
+            Field::Owned(f) => f.0.known != Some(h),
+        });
     }
 
     pub(crate) fn raw_iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.list
-            .iter()
-            .map(|f| (&f.name().raw[..], self.bytes_of(f)))
+        self.fields().map(|f| (&f.name.raw[..], f.value))
     }
 
     /// Parses a path header (To-Path, From-Path, Use-Path).
@@ -348,18 +431,35 @@ impl Headers {
 
 /// The fields of a head block being decoded, before the block is handed to
 /// [`Headers::decoded`].
-pub(crate) struct WireFields(Vec<Field>);
+pub(crate) struct WireFields(List);
 
 impl WireFields {
     pub(crate) fn new() -> Self {
-        WireFields(Vec::with_capacity(DECODED_CAPACITY))
+        WireFields(List::Inline {
+            len: 0,
+            fields: [EMPTY_FIELD; INLINE_FIELDS],
+        })
+    }
+
+    /// Appends the canonically spelled known header `name` whose value is
+    /// `head[start..end]`, validated UTF-8 text without CR or LF, `end` being below
+    /// 64 KiB. The decoder's fast path.
+    #[inline(always)]
+    pub(crate) fn push_inline(&mut self, name: KnownHeader, start: u16, end: u16) -> bool {
+        match &mut self.0 {
+            List::Inline { len, fields } if usize::from(*len) < INLINE_FIELDS => {
+                fields[usize::from(*len)] = InlineField { name, start, end };
+                *len += 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Appends a header named `head[name.0..name.1]` (a token; `known` is what it
     /// names, `canonical` whether it is spelled as the spec spells it) whose value is
     /// `head[value.0..value.1]`, validated UTF-8 text without CR or LF. `head` is
     /// shorter than 4 GiB (the decoder's head limit).
-    #[inline(always)]
     pub(crate) fn push(
         &mut self,
         head: &[u8],
@@ -369,6 +469,13 @@ impl WireFields {
         value: (usize, usize),
     ) {
         debug_assert!(value.0 <= value.1 && value.1 <= head.len());
+        if let Some(h) = known
+            && canonical
+            && let (Ok(start), Ok(end)) = (u16::try_from(value.0), u16::try_from(value.1))
+            && self.push_inline(h, start, end)
+        {
+            return;
+        }
         let field = match known {
             Some(name) if canonical => Field::Wire {
                 name,
@@ -381,7 +488,19 @@ impl WireFields {
                 HeaderValue(Bytes::copy_from_slice(&head[value.0..value.1])),
             ))),
         };
-        self.0.push(field);
+        if let List::Inline { len, fields } = &self.0 {
+            let mut v = Vec::with_capacity(usize::from(*len) * 2 + 1);
+            v.extend(fields[..usize::from(*len)].iter().map(|f| Field::Wire {
+                name: f.name,
+                start: u32::from(f.start),
+                end: u32::from(f.end),
+            }));
+            self.0 = List::Vec(v);
+        }
+        match &mut self.0 {
+            List::Vec(v) => v.push(field),
+            List::Inline { .. } => unreachable!("made a vector above"),
+        }
     }
 }
 
@@ -391,10 +510,9 @@ impl PartialEq for Headers {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len()
             && self
-                .list
-                .iter()
-                .zip(&other.list)
-                .all(|(a, b)| a.name() == b.name() && self.bytes_of(a) == other.bytes_of(b))
+                .fields()
+                .zip(other.fields())
+                .all(|(a, b)| a.name == b.name && a.value == b.value)
     }
 }
 
