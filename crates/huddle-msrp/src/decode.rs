@@ -156,6 +156,18 @@ impl DecodeError {
 const BODY_END: &[u8] = b"\r\n-------";
 const DASHES: &[u8] = b"-------";
 
+/// RFC 4975 §9 `ident-char = ALPHANUM / "." / "-" / "+" / "%" / "="`, by byte.
+static IDENT_CHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+' | b'%' | b'=');
+        b += 1;
+    }
+    t
+};
+
 /// To-Path and From-Path, as bits of the fast path's set of seen headers.
 const PATHS: u32 = 1 << KnownHeader::ToPath as u32 | 1 << KnownHeader::FromPath as u32;
 
@@ -415,12 +427,17 @@ impl Decoder {
         if h.len() < 64 || h[..5] != *b"MSRP " {
             return None;
         }
-        // Ids are short: a plain loop beats a vectorised search here.
-        let sp = 5 + h[5..6 + MAX_TID].iter().position(|&c| c == b' ')?;
+        // RFC 4975 §9 `ident = ALPHANUM 3*31ident-char`, then SP; ids are short: a
+        // table loop checks and delimits them at once.
+        let mut sp = 5;
+        while sp < 6 + MAX_TID && IDENT_CHAR[usize::from(h[sp])] {
+            sp += 1;
+        }
         let tid = &h[5..sp];
-        if !is_transaction_id(tid) {
+        if h[sp] != b' ' || !(4..=MAX_TID).contains(&tid.len()) || !h[5].is_ascii_alphanumeric() {
             return None;
         }
+        debug_assert!(is_transaction_id(tid));
         let (start, mut pos) = if h[sp + 1..sp + 7] == *b"SEND\r\n" {
             (StartLine::Request(Method::SEND), sp + 7)
         } else {
@@ -458,7 +475,10 @@ impl Decoder {
                 if seen & PATHS != PATHS || lines > limits.max_headers {
                     return None;
                 }
-                let transaction_id = TransactionId::from_checked(tid);
+                let transaction_id = TransactionId::from_window(
+                    h[5..5 + MAX_TID].try_into().expect("32 bytes"),
+                    tid.len(),
+                );
                 if first == b'\r' {
                     // The blank line after the headers: content-stuff follows.
                     if h.get(pos + 1) != Some(&b'\n') || matches!(start, StartLine::Response { .. })
@@ -762,23 +782,44 @@ enum EndLine {
 /// Searches `buf[from..]` for the end-line of the frame with transaction id `tid`
 /// (RFC 4975 §7.1: CRLF, seven dashes, the transaction id, the flag, CRLF). Look-alikes
 /// (other ids, a missing flag) are body bytes.
-fn find_end_line(finder: &memmem::Finder<'_>, buf: &[u8], mut from: usize, tid: &[u8]) -> EndLine {
+#[inline(always)]
+fn find_end_line(finder: &memmem::Finder<'_>, buf: &[u8], from: usize, tid: &[u8]) -> EndLine {
     // Most bodies hold few CRs (text without line breaks, a small chunk): look at
     // each CR directly, which costs less than setting up the substring search, and
     // leave bodies with many CRs to the substring search.
-    // A small body: its first bytes one at a time, before any vectorised search.
+    // A small body: its first sixteen bytes at once, before any vectorised search.
     let near = buf.len().min(from + 16);
-    match buf[from..near].iter().position(|&c| c == b'\r') {
+    let cr = match buf.get(from..from + 16) {
+        Some(c) => {
+            // A zero byte of `w ^ CR`: the lowest flagged byte is exact (borrows only
+            // propagate upwards from a real zero).
+            let x =
+                u128::from_le_bytes(c.try_into().expect("16 bytes")) ^ (CRS * u128::from(b'\r'));
+            let zero = x.wrapping_sub(CRS) & !x & (CRS * 0x80);
+            (zero != 0).then(|| zero.trailing_zeros() as usize / 8)
+        }
+        None => buf[from..near].iter().position(|&c| c == b'\r'),
+    };
+    match cr {
         Some(off) => {
             let at = from + off;
             match end_line_at(buf, at, tid) {
-                Some(Some((end, flag))) => return EndLine::Found { at, end, flag },
-                Some(None) => from = at + 1,
-                None => return EndLine::Resume(at),
+                Some(Some((end, flag))) => EndLine::Found { at, end, flag },
+                Some(None) => find_end_line_after(finder, buf, at + 1, tid),
+                None => EndLine::Resume(at),
             }
         }
-        None => from = near,
+        None => find_end_line_after(finder, buf, near, tid),
     }
+}
+
+/// [`find_end_line`] past the first bytes of the body.
+fn find_end_line_after(
+    finder: &memmem::Finder<'_>,
+    buf: &[u8],
+    mut from: usize,
+    tid: &[u8],
+) -> EndLine {
     for _ in 0..4 {
         let Some(off) = memchr::memchr(b'\r', &buf[from..]) else {
             return EndLine::Resume(buf.len());
@@ -815,19 +856,45 @@ fn find_end_line(finder: &memmem::Finder<'_>, buf: &[u8], mut from: usize, tid: 
 /// before `end`; `Some(None)`: no; `None`: not enough bytes to tell.
 #[inline(always)]
 fn end_line_at(buf: &[u8], at: usize, tid: &[u8]) -> Option<Option<(usize, Flag)>> {
-    let end = at + BODY_END.len() + tid.len() + 3;
+    let n = tid.len();
+    let end = at + BODY_END.len() + n + 3;
     let Some(t) = buf.get(at..end) else {
         // Too short to tell, unless what is there already differs.
         let have = &buf[at..];
         let n = have.len().min(BODY_END.len());
         return (have[..n] != BODY_END[..n]).then_some(None);
     };
-    let n = BODY_END.len();
+    let is_end_line = u64::from_le_bytes(t[..8].try_into().expect("8 bytes"))
+        == u64::from_le_bytes(BODY_END[..8].try_into().expect("8 bytes"))
+        && t[8] == b'-'
+        && eq_id(&t[9..9 + n], tid)
+        && t[10 + n..] == *b"\r\n";
     Some(
-        (t[..n] == *BODY_END && &t[n..n + tid.len()] == tid && &t[n + tid.len() + 1..] == b"\r\n")
-            .then(|| Flag::from_byte(t[n + tid.len()]).map(|f| (end, f)))
+        is_end_line
+            .then(|| Flag::from_byte(t[9 + n]).map(|f| (end, f)))
             .flatten(),
     )
+}
+
+/// `a == b` for two transaction ids of the same length (4 to 32 bytes), compared a
+/// word at a time.
+#[inline(always)]
+fn eq_id(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    debug_assert!(n == b.len() && (4..=MAX_TID).contains(&n));
+    if n < 8 {
+        let w = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4"));
+        return w(a, 0) == w(b, 0) && w(a, n - 4) == w(b, n - 4);
+    }
+    let w = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8"));
+    let mut at = 0;
+    while at + 8 < n {
+        if w(a, at) != w(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    w(a, n - 8) == w(b, n - 8)
 }
 
 #[allow(
@@ -1088,6 +1155,8 @@ fn is_utf8text(b: &[u8]) -> bool {
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
+/// [`ONES`] sixteen bytes wide.
+const CRS: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
 const HIGH: u64 = ONES * 0x80;
 
 /// True when `block` (the header lines, with the `crlfs` CRLFs between them) is ASCII
@@ -1507,6 +1576,31 @@ mod tests {
                 assert_eq!(find_colon(&l), None);
                 l[at] = b'a';
             }
+        }
+    }
+
+    #[test]
+    fn word_compares_of_ids_match_slice_equality() {
+        let base: Vec<u8> = (0..MAX_TID as u8).map(|i| b'a' + i % 26).collect();
+        for n in 4..=MAX_TID {
+            let a = &base[..n];
+            assert!(eq_id(a, a));
+            for at in 0..n {
+                let mut b = a.to_vec();
+                b[at] ^= 0x01;
+                assert!(!eq_id(a, &b), "{n} {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn ids_taken_from_a_window_equal_checked_ones() {
+        let window: [u8; MAX_TID] =
+            core::array::from_fn(|i| b"0123456789abcdefghijklmnopqrstuv"[i]);
+        for n in 4..=MAX_TID {
+            let id = TransactionId::from_window(&window, n);
+            assert_eq!(id, TransactionId::from_checked(&window[..n]));
+            assert_eq!(id.as_bytes(), &window[..n]);
         }
     }
 

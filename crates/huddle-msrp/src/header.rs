@@ -572,19 +572,24 @@ impl ByteRange {
 fn parse_digits(b: &[u8]) -> Option<(u64, &[u8])> {
     let mut v: u64 = 0;
     let mut n = 0;
-    while let Some(&c) = b.get(n)
-        && c.is_ascii_digit()
-    {
-        if n == 20 {
-            return None;
+    while let Some(&c) = b.get(n) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
         }
-        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+        v = match n {
+            // Nineteen digits stay below 10^19 < u64::MAX.
+            0..19 => v * 10 + u64::from(d),
+            19 => v.checked_mul(10)?.checked_add(u64::from(d))?,
+            _ => return None,
+        };
         n += 1;
     }
     (n > 0).then(|| (v, &b[n..]))
 }
 
 /// `*` (→ `None`) or digits, and what follows.
+#[inline(always)]
 fn parse_star_or_digits(b: &[u8]) -> Option<(Option<u64>, &[u8])> {
     match b.strip_prefix(b"*") {
         Some(rest) => Some((None, rest)),
@@ -594,6 +599,7 @@ fn parse_star_or_digits(b: &[u8]) -> Option<(Option<u64>, &[u8])> {
 
 impl ByteRange {
     /// Parses a Byte-Range value from its bytes; `None` when it is not one.
+    #[inline]
     pub(crate) fn parse_bytes(b: &[u8]) -> Option<ByteRange> {
         let (start, rest) = parse_digits(b)?;
         let (end, rest) = parse_star_or_digits(rest.strip_prefix(b"-")?)?;
