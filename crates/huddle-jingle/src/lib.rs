@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod de;
+mod direct;
 mod error;
 pub mod ext;
 pub mod ft;
@@ -104,7 +105,15 @@ impl Codec {
     }
 
     /// Parses one `<iq/>` carrying Jingle (or a Jingle result/error).
+    ///
+    /// Well-formed stanzas are decoded straight from the tokenizer's events (no element
+    /// tree for the iq, jingle and content levels); anything else is read again as an
+    /// element tree, which gives the precise error. Both ways apply the same limits and
+    /// checks and return the same value.
     pub fn parse_iq(&self, input: &[u8]) -> Result<Iq, ParseError> {
+        if let Some(iq) = direct::iq(input, &self.limits, &self.registry) {
+            return Ok(iq);
+        }
         let el = xml::read_document(input, &self.limits)?;
         Iq::decode(el, &self.registry)
     }
@@ -160,9 +169,32 @@ impl Iq {
     /// Canonical XML: `jabber:client` namespace, double-quoted attributes, the XEP's
     /// element forms (e.g. `<alternative-session><sid/></alternative-session>`).
     pub fn to_xml(&self) -> String {
+        if self.jingle.is_none() && self.error.is_none() {
+            // An empty IQ (the usual result): sized up front, one allocation.
+            let addresses = [&self.from, &self.to]
+                .iter()
+                .filter_map(|j| j.as_ref().map(|j| j.as_str().len()))
+                .sum::<usize>();
+            let mut out = String::with_capacity(80 + self.id.len() + addresses);
+            self.write_xml(&mut out);
+            return out;
+        }
         let mut w = xml::Writer::new();
         self.write(&mut w);
         w.finish()
+    }
+
+    /// Appends the canonical XML of [`to_xml`](Self::to_xml) to `out` (a reused output
+    /// buffer: an empty IQ, the usual reply, is written without any allocation once the
+    /// buffer has grown).
+    pub fn write_xml(&self, out: &mut String) {
+        if self.jingle.is_none() && self.error.is_none() {
+            xml::write_empty_iq(out, self);
+            return;
+        }
+        let mut w = xml::Writer::with_buffer(std::mem::take(out));
+        self.write(&mut w);
+        *out = w.finish();
     }
 }
 

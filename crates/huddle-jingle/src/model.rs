@@ -24,7 +24,7 @@ pub use crate::generated::errors::JingleErrorCondition;
 pub use crate::generated::reasons::ReasonCondition;
 pub use crate::generated::stanza_errors::StanzaErrorCondition;
 
-fn token<T>(lookup: fn(&[u8]) -> Option<T>) -> impl Fn(&str) -> Option<T> {
+pub(crate) fn token<T>(lookup: fn(&[u8]) -> Option<T>) -> impl Fn(&str) -> Option<T> {
     move |s| lookup(s.as_bytes())
 }
 
@@ -382,23 +382,27 @@ impl Jingle {
             ..Jingle::new(action, "")
         };
         for child in de::child_elements(&mut el) {
-            if child.namespace == ns::JINGLE {
-                match child.name.as_str() {
-                    "content" => j.contents.push(Content::decode(child, reg)?),
-                    "reason" => {
-                        de::once(&mut j.reason, Reason::decode(child)?, "jingle", "reason")?
-                    }
-                    _ => j.extensions.push(child),
-                }
-            } else if action == Action::SessionInfo && j.info.is_none() {
-                // XEP-0166 §7.2.11: a session-info carries (at most) one payload
-                // element specific to the application format or transport.
-                j.info = Some(SessionInfo::decode(child, reg)?);
-            } else {
-                j.extensions.push(child);
-            }
+            j.push_child(child, reg)?;
         }
         Ok(j)
+    }
+
+    /// Takes one child element other than a `<content/>` (both XML readers share this).
+    pub(crate) fn push_child(&mut self, child: Element, reg: &Registry) -> Result<(), ParseError> {
+        if child.namespace == ns::JINGLE {
+            match child.name.as_str() {
+                "content" => self.contents.push(Content::decode(child, reg)?),
+                "reason" => de::once(&mut self.reason, Reason::decode(child)?, "jingle", "reason")?,
+                _ => self.extensions.push(child),
+            }
+        } else if self.action == Action::SessionInfo && self.info.is_none() {
+            // XEP-0166 §7.2.11: a session-info carries (at most) one payload element
+            // specific to the application format or transport.
+            self.info = Some(SessionInfo::decode(child, reg)?);
+        } else {
+            self.extensions.push(child);
+        }
+        Ok(())
     }
 
     pub(crate) fn write<'w>(&'w self, w: &mut Writer<'w>) {
@@ -607,22 +611,28 @@ impl Content {
             ..Content::new(creator, "")
         };
         for child in de::child_elements(&mut el) {
-            match child.name.as_str() {
-                "description" if child.namespace != ns::JINGLE => {
-                    let d = Description::decode(child, reg)?;
-                    de::once(&mut c.description, d, "content", "description")?;
-                }
-                "transport" if child.namespace != ns::JINGLE => {
-                    let t = Transport::decode(child, reg)?;
-                    de::once(&mut c.transport, t, "content", "transport")?;
-                }
-                "security" if child.namespace != ns::JINGLE => {
-                    de::once(&mut c.security, child, "content", "security")?
-                }
-                _ => c.extensions.push(child),
-            }
+            c.push_child(child, reg)?;
         }
         Ok(c)
+    }
+
+    /// Takes one child element (both XML readers share this).
+    pub(crate) fn push_child(&mut self, child: Element, reg: &Registry) -> Result<(), ParseError> {
+        match child.name.as_str() {
+            "description" if child.namespace != ns::JINGLE => {
+                let d = Description::decode(child, reg)?;
+                de::once(&mut self.description, d, "content", "description")?;
+            }
+            "transport" if child.namespace != ns::JINGLE => {
+                let t = Transport::decode(child, reg)?;
+                de::once(&mut self.transport, t, "content", "transport")?;
+            }
+            "security" if child.namespace != ns::JINGLE => {
+                de::once(&mut self.security, child, "content", "security")?
+            }
+            _ => self.extensions.push(child),
+        }
+        Ok(())
     }
 
     fn write<'w>(&'w self, w: &mut Writer<'w>) {
@@ -984,7 +994,7 @@ impl Reason {
         }
     }
 
-    fn decode(mut el: Element) -> Result<Reason, ParseError> {
+    pub(crate) fn decode(mut el: Element) -> Result<Reason, ParseError> {
         let mut condition = None;
         let mut alternative_session = None;
         let mut text = None;
@@ -1168,7 +1178,7 @@ impl StanzaError {
         e
     }
 
-    fn decode(mut el: Element) -> Result<StanzaError, ParseError> {
+    pub(crate) fn decode(mut el: Element) -> Result<StanzaError, ParseError> {
         // RFC 6120 §8.3.2: 'type' is REQUIRED; by is optional.
         let kind = de::token(&mut el, "error", "type", token(ErrorType::from_wire))?.ok_or(
             ParseError::MissingAttribute {

@@ -5,6 +5,7 @@
 //! not type (an unknown application format, transport, session-info payload or child) is
 //! kept as an [`Element`] and written back unchanged in meaning.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use quick_xml::events::Event;
@@ -216,256 +217,427 @@ impl fmt::Display for Element {
 /// Reads one document: an optional XML declaration, one root element, optional
 /// whitespace.
 pub(crate) fn read_document(input: &[u8], limits: &Limits) -> Result<Element, XmlError> {
-    if input.len() > limits.max_input {
-        return Err(XmlError::InputTooLarge {
-            len: input.len(),
-            max: limits.max_input,
-        });
+    let mut tokens = Tokens::new(input, limits)?;
+    let root = match tokens.next()? {
+        Token::Start { name, ns, empty } => tokens.element(name, ns, empty)?,
+        Token::Eof => return Err(XmlError::NoRootElement),
+        // Tokens never yields text or end tags outside the root.
+        Token::Text(_) | Token::End => return Err(XmlError::NoRootElement),
+    };
+    match tokens.next()? {
+        Token::Eof => Ok(root),
+        _ => Err(XmlError::TrailingContent),
     }
-    let text = std::str::from_utf8(input).map_err(|e| XmlError::InvalidUtf8 {
-        position: e.valid_up_to(),
-    })?;
-    // XML 1.0 §2.2 (Char production): C0 controls other than TAB, LF and CR are never
-    // allowed, not even escaped; checked once over the raw input.
-    if let Some(pos) = text
-        .bytes()
-        .position(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
-    {
-        return Err(XmlError::ForbiddenChar {
-            code: u32::from(input[pos]),
-            position: pos,
-        });
-    }
-    let mut reader = Reader::from_str(text);
-    {
-        let cfg = reader.config_mut();
-        cfg.check_end_names = true;
-        cfg.expand_empty_elements = false;
-        cfg.check_comments = true;
-    }
-    // Sized for a typical stanza (iq > jingle > content > transport > candidate ...): no
-    // regrowth on the way down.
-    let mut stack: Vec<Element> = Vec::with_capacity(8);
-    let mut root: Option<Element> = None;
-    let mut elements = 0usize;
-    let mut seen_decl_or_root = false;
-    // Namespace bindings in scope (Namespaces in XML 1.0 §6), innermost last, each
-    // with the depth of the element that declared it; names and URIs are slices of the
-    // input (URIs as written, like quick-xml's resolver).
-    let mut bindings: Vec<Binding<'_>> = Vec::with_capacity(8);
-    // The attributes of the start tag being read, reused from tag to tag.
-    let mut attrs: Vec<(&str, &str)> = Vec::with_capacity(16);
-    loop {
-        let pos = reader.buffer_position();
-        let event = reader.read_event().map_err(|e| XmlError::Syntax {
-            position: pos,
-            message: e.to_string(),
+}
+
+/// An attribute of the start tag [`Tokens`] just read: namespace resolved, value
+/// unescaped (borrowed from the input unless it held references).
+#[derive(Debug)]
+pub(crate) struct Attr<'a> {
+    /// The namespace URI, empty when unqualified.
+    pub(crate) ns: &'a str,
+    /// The local name.
+    pub(crate) name: &'a str,
+    /// The unescaped value.
+    pub(crate) value: Cow<'a, str>,
+}
+
+/// What [`Tokens::next`] read.
+#[derive(Debug)]
+pub(crate) enum Token<'a> {
+    /// A start tag (or an empty-element tag when `empty`), its attributes in
+    /// [`Tokens::attrs`] until the next call.
+    Start {
+        /// The local name.
+        name: &'a str,
+        /// The resolved namespace URI (empty: none).
+        ns: &'a str,
+        /// `<name/>`: no content and no end tag follow.
+        empty: bool,
+    },
+    /// The end tag of the innermost open element.
+    End,
+    /// A piece of character data inside the root (text, CDATA, a reference), unescaped;
+    /// consecutive pieces belong to the same run of text.
+    Text(Cow<'a, str>),
+    /// The end of the input, after the root element closed.
+    Eof,
+}
+
+/// The hardened tokenizer every XML reader of this crate runs on: quick-xml's plain
+/// reader, plus the checks XMPP needs (RFC 6120 §11.1: no DTDs, comments, processing
+/// instructions; XML 1.0 characters; namespaces resolved and checked) and the
+/// [`Limits`] (input size, depth, element count, attributes, names, values). Text length
+/// is bounded by its consumers (the tree builder per element, see `push_text`).
+pub(crate) struct Tokens<'a> {
+    text: &'a str,
+    reader: Reader<&'a [u8]>,
+    limits: Limits,
+    /// Open elements.
+    depth: usize,
+    elements: usize,
+    seen_decl_or_root: bool,
+    /// The root element has ended: only whitespace may follow.
+    root_done: bool,
+    /// Namespace bindings in scope (Namespaces in XML 1.0 §6), innermost last, each
+    /// with the depth of the element that declared it; names and URIs are slices of the
+    /// input (URIs as written, like quick-xml's resolver).
+    bindings: Vec<Binding<'a>>,
+    /// The raw attributes of the start tag being read, reused from tag to tag.
+    raw: Vec<(&'a str, &'a str)>,
+    /// The resolved attributes of the last start tag.
+    attrs: Vec<Attr<'a>>,
+}
+
+impl<'a> Tokens<'a> {
+    /// Checks the input as a whole (size, UTF-8, forbidden characters) and starts
+    /// reading it.
+    pub(crate) fn new(input: &'a [u8], limits: &Limits) -> Result<Tokens<'a>, XmlError> {
+        if input.len() > limits.max_input {
+            return Err(XmlError::InputTooLarge {
+                len: input.len(),
+                max: limits.max_input,
+            });
+        }
+        let text = std::str::from_utf8(input).map_err(|e| XmlError::InvalidUtf8 {
+            position: e.valid_up_to(),
         })?;
-        match event {
-            Event::Start(ref start) | Event::Empty(ref start) => {
-                if root.is_some() {
-                    return Err(XmlError::TrailingContent);
+        // XML 1.0 §2.2 (Char production): C0 controls other than TAB, LF and CR are
+        // never allowed, not even escaped; checked once over the raw input.
+        if let Some(pos) = forbidden_control(input) {
+            return Err(XmlError::ForbiddenChar {
+                code: u32::from(input[pos]),
+                position: pos,
+            });
+        }
+        let mut reader = Reader::from_str(text);
+        {
+            let cfg = reader.config_mut();
+            cfg.check_end_names = true;
+            cfg.expand_empty_elements = false;
+            cfg.check_comments = true;
+        }
+        Ok(Tokens {
+            text,
+            reader,
+            limits: *limits,
+            depth: 0,
+            elements: 0,
+            seen_decl_or_root: false,
+            root_done: false,
+            // Sized for a typical stanza: no regrowth on the way down.
+            bindings: Vec::with_capacity(8),
+            raw: Vec::with_capacity(16),
+            attrs: Vec::with_capacity(16),
+        })
+    }
+
+    /// The next token. Errors are final: the document is unusable.
+    pub(crate) fn next(&mut self) -> Result<Token<'a>, XmlError> {
+        loop {
+            let pos = self.reader.buffer_position();
+            let event = self.reader.read_event().map_err(|e| XmlError::Syntax {
+                position: pos,
+                message: e.to_string(),
+            })?;
+            match event {
+                Event::Start(ref start) | Event::Empty(ref start) => {
+                    let empty = matches!(event, Event::Empty(_));
+                    let (name, ns) = self.start(start, pos)?;
+                    if empty {
+                        // The names are resolved: the element's own declarations go.
+                        unbind(&mut self.bindings, self.depth + 1);
+                        if self.depth == 0 {
+                            self.root_done = true;
+                        }
+                    } else {
+                        self.depth += 1;
+                    }
+                    return Ok(Token::Start { name, ns, empty });
                 }
-                seen_decl_or_root = true;
-                if stack.len() + 1 > limits.max_depth {
-                    return Err(XmlError::TooDeep {
-                        max: limits.max_depth,
-                    });
+                Event::End(_) => {
+                    if self.depth == 0 {
+                        return Err(XmlError::Syntax {
+                            position: pos,
+                            message: "unexpected end tag".into(),
+                        });
+                    }
+                    unbind(&mut self.bindings, self.depth);
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        self.root_done = true;
+                    }
+                    return Ok(Token::End);
                 }
-                elements += 1;
-                if elements > limits.max_elements {
-                    return Err(XmlError::TooManyElements {
-                        max: limits.max_elements,
-                    });
-                }
-                let depth = stack.len() + 1;
-                let qname = slice_of(text, start.name().into_inner())?;
-                let (prefix, local) = split_qname(qname);
-                if local.len() > limits.max_name {
-                    return Err(XmlError::NameTooLong {
-                        max: limits.max_name,
-                    });
-                }
-                attrs.clear();
-                // Duplicates are checked below on the raw names (quick-xml's own check
-                // allocates per tag).
-                for attr in start.attributes().with_checks(false) {
-                    let attr = attr.map_err(|e| XmlError::Syntax {
+                Event::Text(t) => {
+                    let s = t.xml10_content().map_err(|e| XmlError::Syntax {
                         position: pos,
                         message: e.to_string(),
                     })?;
-                    if attrs.len() == limits.max_attributes {
-                        return Err(XmlError::TooManyAttributes {
-                            max: limits.max_attributes,
-                        });
+                    if let Some(s) = self.text_piece(s)? {
+                        return Ok(Token::Text(s));
                     }
-                    let key = slice_of(text, attr.key.into_inner())?;
-                    // XML 1.0 §3.1 (WFC: Unique Att Spec): no attribute name may appear
-                    // more than once in the same start-tag.
-                    if attrs.iter().any(|&(k, _)| k == key) {
-                        return Err(XmlError::Syntax {
-                            position: pos,
-                            message: format!("duplicate attribute {key:?}"),
-                        });
-                    }
-                    let value = match &attr.value {
-                        std::borrow::Cow::Borrowed(v) => slice_of(text, v)?,
-                        std::borrow::Cow::Owned(_) => {
-                            return Err(XmlError::Syntax {
-                                position: pos,
-                                message: "attribute value not in the input".into(),
-                            });
-                        }
-                    };
-                    if let Some(prefix) = namespace_binding(key) {
-                        bind(&mut bindings, prefix, value, depth).map_err(|message| {
-                            XmlError::Syntax {
-                                position: pos,
-                                message,
-                            }
-                        })?;
-                    }
-                    attrs.push((key, value));
                 }
-                let namespace =
-                    lookup(&bindings, prefix, true).ok_or_else(|| XmlError::UnboundPrefix {
-                        name: qname.to_owned(),
+                Event::CData(t) => {
+                    let s = t.decode().map_err(|e| XmlError::Syntax {
+                        position: pos,
+                        message: e.to_string(),
                     })?;
-                let mut el = Element {
-                    name: local.to_owned(),
-                    namespace: namespace.to_owned(),
-                    attributes: Vec::with_capacity(attrs.len()),
-                    children: Vec::new(),
-                };
-                for &(key, value) in &attrs {
-                    if namespace_binding(key).is_some() {
-                        continue;
+                    if self.depth == 0 {
+                        return Err(XmlError::TrailingContent);
                     }
-                    let (aprefix, aname) = split_qname(key);
-                    if aname.len() > limits.max_name {
-                        return Err(XmlError::NameTooLong {
-                            max: limits.max_name,
-                        });
-                    }
-                    let anamespace = match aprefix {
-                        // Namespaces in XML 1.0 §6.2: unprefixed attributes are in no
-                        // namespace.
-                        None => "",
-                        Some(_) => lookup(&bindings, aprefix, false).ok_or_else(|| {
-                            XmlError::UnboundPrefix {
-                                name: key.to_owned(),
+                    return Ok(Token::Text(s));
+                }
+                Event::GeneralRef(r) => {
+                    // XML 1.0 §4.6 and RFC 6120 §11.1: only the five predefined entities
+                    // and character references; any other entity reference is refused.
+                    let c = if r.is_char_ref() {
+                        match r.resolve_char_ref() {
+                            Ok(Some(c)) if is_xml_char(c) => c,
+                            _ => return Err(XmlError::InvalidCharRef { position: pos }),
+                        }
+                    } else {
+                        match r.as_ref() {
+                            b"lt" => '<',
+                            b"gt" => '>',
+                            b"amp" => '&',
+                            b"apos" => '\'',
+                            b"quot" => '"',
+                            other => {
+                                return Err(XmlError::EntityReference {
+                                    name: String::from_utf8_lossy(other).into_owned(),
+                                });
                             }
-                        })?,
+                        }
                     };
-                    if value.len() > limits.max_attribute_value {
-                        return Err(XmlError::AttributeTooLong {
-                            max: limits.max_attribute_value,
-                        });
+                    let mut buf = [0u8; 4];
+                    let s = Cow::Owned(c.encode_utf8(&mut buf).to_owned());
+                    if let Some(s) = self.text_piece(s)? {
+                        return Ok(Token::Text(s));
                     }
-                    // XML 1.0 §3.1 (AttValue production): '<' is not allowed in a value.
-                    if value.contains('<') {
+                }
+                // RFC 6120 §11.1: an XML stanza MUST NOT contain comments, processing
+                // instructions, or internal or external DTD subsets.
+                Event::Comment(_) => return Err(XmlError::Comment),
+                Event::PI(_) => return Err(XmlError::ProcessingInstruction),
+                Event::DocType(_) => return Err(XmlError::Doctype),
+                Event::Decl(_) => {
+                    if self.seen_decl_or_root {
                         return Err(XmlError::Syntax {
                             position: pos,
-                            message: "'<' in attribute value".into(),
+                            message: "misplaced XML declaration".into(),
                         });
                     }
-                    el.attributes.push(Attribute {
-                        namespace: anamespace.to_owned(),
-                        name: aname.to_owned(),
-                        value: unescape_attr(value)?,
-                    });
+                    self.seen_decl_or_root = true;
                 }
-                if matches!(event, Event::Empty(_)) {
-                    unbind(&mut bindings, depth);
-                    attach(&mut stack, &mut root, el);
-                } else {
-                    stack.push(el);
-                }
-            }
-            Event::End(_) => {
-                let depth = stack.len();
-                let mut el = stack.pop().ok_or(XmlError::Syntax {
-                    position: pos,
-                    message: "unexpected end tag".into(),
-                })?;
-                unbind(&mut bindings, depth);
-                finish_element(&mut el);
-                attach(&mut stack, &mut root, el);
-            }
-            Event::Text(t) => {
-                let s = t.xml10_content().map_err(|e| XmlError::Syntax {
-                    position: pos,
-                    message: e.to_string(),
-                })?;
-                push_text(&mut stack, &s, limits)?;
-            }
-            Event::CData(t) => {
-                let s = t.decode().map_err(|e| XmlError::Syntax {
-                    position: pos,
-                    message: e.to_string(),
-                })?;
-                if stack.is_empty() {
-                    return Err(XmlError::TrailingContent);
-                }
-                push_text(&mut stack, &s, limits)?;
-            }
-            Event::GeneralRef(r) => {
-                // XML 1.0 §4.6 and RFC 6120 §11.1: only the five predefined entities and
-                // character references; any other entity reference is refused.
-                let c = if r.is_char_ref() {
-                    match r.resolve_char_ref() {
-                        Ok(Some(c)) if is_xml_char(c) => c,
-                        _ => return Err(XmlError::InvalidCharRef { position: pos }),
+                Event::Eof => {
+                    if self.depth != 0 {
+                        return Err(XmlError::UnexpectedEof);
                     }
-                } else {
-                    match r.as_ref() {
-                        b"lt" => '<',
-                        b"gt" => '>',
-                        b"amp" => '&',
-                        b"apos" => '\'',
-                        b"quot" => '"',
-                        other => {
-                            return Err(XmlError::EntityReference {
-                                name: String::from_utf8_lossy(other).into_owned(),
-                            });
-                        }
-                    }
-                };
-                let mut buf = [0u8; 4];
-                push_text(&mut stack, c.encode_utf8(&mut buf), limits)?;
+                    return Ok(Token::Eof);
+                }
             }
-            // RFC 6120 §11.1: an XML stanza MUST NOT contain comments, processing
-            // instructions, or internal or external DTD subsets.
-            Event::Comment(_) => return Err(XmlError::Comment),
-            Event::PI(_) => return Err(XmlError::ProcessingInstruction),
-            Event::DocType(_) => return Err(XmlError::Doctype),
-            Event::Decl(_) => {
-                if seen_decl_or_root {
+        }
+    }
+
+    /// Text inside the root is a token; outside it only whitespace may appear, and is
+    /// dropped.
+    fn text_piece(&self, s: Cow<'a, str>) -> Result<Option<Cow<'a, str>>, XmlError> {
+        if self.depth > 0 {
+            return Ok(Some(s));
+        }
+        if s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+            return Ok(None);
+        }
+        Err(XmlError::TrailingContent)
+    }
+
+    /// Checks and resolves a start tag: (local name, namespace); the attributes go to
+    /// `self.attrs`.
+    fn start(
+        &mut self,
+        start: &quick_xml::events::BytesStart<'a>,
+        pos: u64,
+    ) -> Result<(&'a str, &'a str), XmlError> {
+        let (text, limits) = (self.text, &self.limits);
+        if self.root_done {
+            return Err(XmlError::TrailingContent);
+        }
+        self.seen_decl_or_root = true;
+        if self.depth + 1 > limits.max_depth {
+            return Err(XmlError::TooDeep {
+                max: limits.max_depth,
+            });
+        }
+        self.elements += 1;
+        if self.elements > limits.max_elements {
+            return Err(XmlError::TooManyElements {
+                max: limits.max_elements,
+            });
+        }
+        let depth = self.depth + 1;
+        let qname = slice_of(text, start.name().into_inner())?;
+        let (prefix, local) = split_qname(qname);
+        if local.len() > limits.max_name {
+            return Err(XmlError::NameTooLong {
+                max: limits.max_name,
+            });
+        }
+        self.raw.clear();
+        self.attrs.clear();
+        // Duplicates are checked below on the raw names (quick-xml's own check
+        // allocates per tag).
+        for attr in start.attributes().with_checks(false) {
+            let attr = attr.map_err(|e| XmlError::Syntax {
+                position: pos,
+                message: e.to_string(),
+            })?;
+            if self.raw.len() == limits.max_attributes {
+                return Err(XmlError::TooManyAttributes {
+                    max: limits.max_attributes,
+                });
+            }
+            let key = slice_of(text, attr.key.into_inner())?;
+            // XML 1.0 §3.1 (WFC: Unique Att Spec): no attribute name may appear more
+            // than once in the same start-tag.
+            if self.raw.iter().any(|&(k, _)| k == key) {
+                return Err(XmlError::Syntax {
+                    position: pos,
+                    message: format!("duplicate attribute {key:?}"),
+                });
+            }
+            let value = match &attr.value {
+                Cow::Borrowed(v) => slice_of(text, v)?,
+                Cow::Owned(_) => {
                     return Err(XmlError::Syntax {
                         position: pos,
-                        message: "misplaced XML declaration".into(),
+                        message: "attribute value not in the input".into(),
                     });
                 }
-                seen_decl_or_root = true;
+            };
+            if let Some(prefix) = namespace_binding(key) {
+                bind(&mut self.bindings, prefix, value, depth).map_err(|message| {
+                    XmlError::Syntax {
+                        position: pos,
+                        message,
+                    }
+                })?;
             }
-            Event::Eof => {
-                if !stack.is_empty() {
-                    return Err(XmlError::UnexpectedEof);
+            self.raw.push((key, value));
+        }
+        let namespace =
+            lookup(&self.bindings, prefix, true).ok_or_else(|| XmlError::UnboundPrefix {
+                name: qname.to_owned(),
+            })?;
+        for &(key, value) in &self.raw {
+            if namespace_binding(key).is_some() {
+                continue;
+            }
+            let (aprefix, aname) = split_qname(key);
+            if aname.len() > limits.max_name {
+                return Err(XmlError::NameTooLong {
+                    max: limits.max_name,
+                });
+            }
+            let anamespace = match aprefix {
+                // Namespaces in XML 1.0 §6.2: unprefixed attributes are in no namespace.
+                None => "",
+                Some(_) => lookup(&self.bindings, aprefix, false).ok_or_else(|| {
+                    XmlError::UnboundPrefix {
+                        name: key.to_owned(),
+                    }
+                })?,
+            };
+            if value.len() > limits.max_attribute_value {
+                return Err(XmlError::AttributeTooLong {
+                    max: limits.max_attribute_value,
+                });
+            }
+            // XML 1.0 §3.1 (AttValue production): '<' is not allowed in a value.
+            if value.contains('<') {
+                return Err(XmlError::Syntax {
+                    position: pos,
+                    message: "'<' in attribute value".into(),
+                });
+            }
+            self.attrs.push(Attr {
+                ns: anamespace,
+                name: aname,
+                value: unescape_attr(value)?,
+            });
+        }
+        Ok((local, namespace))
+    }
+
+    /// A new owned element for the start tag just read, with its attributes.
+    fn new_element(&self, name: &str, ns: &str) -> Element {
+        Element {
+            name: name.to_owned(),
+            namespace: ns.to_owned(),
+            attributes: self
+                .attrs
+                .iter()
+                .map(|a| Attribute {
+                    namespace: a.ns.to_owned(),
+                    name: a.name.to_owned(),
+                    value: a.value.clone().into_owned(),
+                })
+                .collect(),
+            children: Vec::new(),
+        }
+    }
+
+    /// Builds the whole element whose start tag [`next`](Self::next) just returned
+    /// (`name`, `ns`, `empty` as it said), reading up to and including its end tag.
+    pub(crate) fn element(
+        &mut self,
+        name: &str,
+        ns: &str,
+        empty: bool,
+    ) -> Result<Element, XmlError> {
+        let mut current = self.new_element(name, ns);
+        if empty {
+            return Ok(current);
+        }
+        // The open ancestors of `current` below the element being built.
+        let mut open: Vec<Element> = Vec::new();
+        loop {
+            match self.next()? {
+                Token::Start { name, ns, empty } => {
+                    let el = self.new_element(name, ns);
+                    if empty {
+                        current.children.push(Node::Element(el));
+                    } else {
+                        open.push(std::mem::replace(&mut current, el));
+                    }
                 }
-                return root.ok_or(XmlError::NoRootElement);
+                Token::End => {
+                    finish_element(&mut current);
+                    match open.pop() {
+                        Some(mut parent) => {
+                            parent.children.push(Node::Element(current));
+                            current = parent;
+                        }
+                        None => return Ok(current),
+                    }
+                }
+                Token::Text(s) => push_text(&mut current, &s, &self.limits)?,
+                // `next` reports an unclosed element itself.
+                Token::Eof => return Err(XmlError::UnexpectedEof),
             }
         }
     }
 }
 
 /// A namespace declaration in scope.
-struct Binding<'a> {
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Binding<'a> {
     /// `None` for the default namespace (`xmlns`, or quick-xml's reading of `xmlns:`).
-    prefix: Option<&'a str>,
+    pub(crate) prefix: Option<&'a str>,
     /// The URI as written; empty undeclares.
-    uri: &'a str,
+    pub(crate) uri: &'a str,
     /// Depth of the declaring element (the root is 1).
-    depth: usize,
+    pub(crate) depth: usize,
 }
 
 /// The namespace URI bound to `xmlns`-prefixed names (Namespaces in XML 1.0 §3).
@@ -473,7 +645,7 @@ const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 
 /// `Some(prefix)` when the attribute `key` declares a namespace: `Some("")` for
 /// `xmlns`, `Some(p)` for `xmlns:p`.
-fn namespace_binding(key: &str) -> Option<&str> {
+pub(crate) fn namespace_binding(key: &str) -> Option<&str> {
     let rest = key.strip_prefix("xmlns")?;
     if rest.is_empty() {
         Some("")
@@ -489,12 +661,25 @@ fn bind<'a>(
     uri: &'a str,
     depth: usize,
 ) -> Result<(), String> {
+    if let Some(b) = declaration(prefix, uri, depth)? {
+        bindings.push(b);
+    }
+    Ok(())
+}
+
+/// Checks a declaration of `prefix` (`""`: the default namespace) made at `depth`: the
+/// binding to record, if any.
+pub(crate) fn declaration<'a>(
+    prefix: &'a str,
+    uri: &'a str,
+    depth: usize,
+) -> Result<Option<Binding<'a>>, String> {
     match prefix {
         "" => {}
         // Namespaces in XML 1.0 §3: "xml" may only be bound to its own URI (and need
         // not be declared), "xmlns" must not be declared, and neither URI may be bound
         // to another prefix.
-        "xml" if uri == XML_NS => return Ok(()),
+        "xml" if uri == XML_NS => return Ok(None),
         "xml" => return Err(format!("the xml prefix bound to {uri:?}")),
         "xmlns" => return Err("the xmlns prefix declared".into()),
         _ if uri == XML_NS || uri == XMLNS_NS => {
@@ -502,12 +687,11 @@ fn bind<'a>(
         }
         _ => {}
     }
-    bindings.push(Binding {
+    Ok(Some(Binding {
         prefix: (!prefix.is_empty()).then_some(prefix),
         uri,
         depth,
-    });
-    Ok(())
+    }))
 }
 
 /// Drops the declarations made at `depth` (the element there has ended).
@@ -519,7 +703,11 @@ fn unbind(bindings: &mut Vec<Binding<'_>>, depth: usize) {
 
 /// The namespace URI of a name with `prefix` (`""` when in no namespace); `None` for
 /// an unbound prefix. `element` names without a prefix take the default namespace.
-fn lookup<'a>(bindings: &[Binding<'a>], prefix: Option<&str>, element: bool) -> Option<&'a str> {
+pub(crate) fn lookup<'a>(
+    bindings: &[Binding<'a>],
+    prefix: Option<&str>,
+    element: bool,
+) -> Option<&'a str> {
     match prefix {
         None if !element => Some(""),
         None => Some(
@@ -542,7 +730,7 @@ fn lookup<'a>(bindings: &[Binding<'a>], prefix: Option<&str>, element: bool) -> 
 }
 
 /// Splits a qualified name at its first colon: (prefix, local name).
-fn split_qname(qname: &str) -> (Option<&str>, &str) {
+pub(crate) fn split_qname(qname: &str) -> (Option<&str>, &str) {
     // A byte loop: names are short, a searcher costs more to set up than it saves.
     match qname.bytes().position(|b| b == b':') {
         Some(i) => (Some(&qname[..i]), &qname[i + 1..]),
@@ -572,14 +760,14 @@ fn utf8(b: &[u8]) -> Result<&str, XmlError> {
     })
 }
 
-fn is_xml_char(c: char) -> bool {
+pub(crate) fn is_xml_char(c: char) -> bool {
     // XML 1.0 §2.2, production [2] Char.
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
 }
 
-fn unescape_attr(s: &str) -> Result<String, XmlError> {
+pub(crate) fn unescape_attr(s: &str) -> Result<Cow<'_, str>, XmlError> {
     if !s.contains('&') {
-        return Ok(s.to_owned());
+        return Ok(Cow::Borrowed(s));
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -618,18 +806,11 @@ fn unescape_attr(s: &str) -> Result<String, XmlError> {
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
-fn push_text(stack: &mut [Element], s: &str, limits: &Limits) -> Result<(), XmlError> {
-    let Some(top) = stack.last_mut() else {
-        // Outside the root only whitespace may appear.
-        if s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
-            return Ok(());
-        }
-        return Err(XmlError::TrailingContent);
-    };
-    if let Some(Node::Text(t)) = top.children.last_mut() {
+pub(crate) fn push_text(el: &mut Element, s: &str, limits: &Limits) -> Result<(), XmlError> {
+    if let Some(Node::Text(t)) = el.children.last_mut() {
         if t.len() + s.len() > limits.max_text {
             return Err(XmlError::TextTooLong {
                 max: limits.max_text,
@@ -642,24 +823,17 @@ fn push_text(stack: &mut [Element], s: &str, limits: &Limits) -> Result<(), XmlE
                 max: limits.max_text,
             });
         }
-        top.children.push(Node::Text(s.to_owned()));
+        el.children.push(Node::Text(s.to_owned()));
     }
     Ok(())
 }
 
-fn finish_element(el: &mut Element) {
+pub(crate) fn finish_element(el: &mut Element) {
     if el.children.iter().any(|n| matches!(n, Node::Element(_))) {
         el.children.retain(|n| match n {
             Node::Text(t) => !t.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')),
             Node::Element(_) => true,
         });
-    }
-}
-
-fn attach(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
-    match stack.last_mut() {
-        Some(parent) => parent.children.push(Node::Element(el)),
-        None => *root = Some(el),
     }
 }
 
@@ -678,6 +852,16 @@ impl<'w> Writer<'w> {
     pub(crate) fn new() -> Self {
         Writer {
             out: String::with_capacity(1024),
+            stack: Vec::with_capacity(8),
+            open: false,
+            prefixes: 0,
+        }
+    }
+
+    /// A writer appending to `out`.
+    pub(crate) fn with_buffer(out: String) -> Self {
+        Writer {
+            out,
             stack: Vec::with_capacity(8),
             open: false,
             prefixes: 0,
@@ -822,6 +1006,61 @@ impl<'w> Writer<'w> {
     }
 }
 
+/// The offset of the first C0 control other than TAB, LF and CR. Eight bytes at a time:
+/// a word with no byte below 0x20 (the usual case) is passed with a few operations, the
+/// others are looked at byte by byte.
+pub(crate) fn forbidden_control(input: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let bad = |b: u8| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r');
+    let mut chunks = input.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // Sets the high bit of every byte below 0x20 (and maybe of a few others next to
+        // one: only a hint, checked below).
+        if w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
+            && let Some(i) = chunk.iter().position(|&b| bad(b))
+        {
+            return Some(offset + i);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| bad(b))
+        .map(|i| offset + i)
+}
+
+/// Writes an `<iq/>` without children exactly as [`Writer`] would (see `Iq::write`),
+/// without the writer's element stack.
+pub(crate) fn write_empty_iq(out: &mut String, iq: &crate::Iq) {
+    debug_assert!(iq.jingle.is_none() && iq.error.is_none());
+    out.push_str("<iq xmlns=\"");
+    out.push_str(crate::ns::CLIENT);
+    out.push_str("\" type=\"");
+    out.push_str(iq.kind.as_str());
+    out.push_str("\" id=\"");
+    escape_into(out, &iq.id, true);
+    out.push('"');
+    for (name, jid) in [(" from=\"", &iq.from), (" to=\"", &iq.to)] {
+        if let Some(j) = jid {
+            out.push_str(name);
+            escape_into(out, j.as_str(), true);
+            out.push('"');
+        }
+    }
+    if let Some(l) = &iq.lang {
+        out.push_str(" xml:lang=\"");
+        escape_into(out, l, true);
+        out.push('"');
+    }
+    out.push_str("/>");
+}
+
 /// Escapes `s` for XML text (`&`, `<`, `>`, and CR so it survives end-of-line
 /// normalization) or for a double-quoted attribute value (also `"`, TAB and LF, which
 /// attribute-value normalization would otherwise turn into spaces).
@@ -895,4 +1134,67 @@ pub(crate) mod itoa_like {
         )*};
     }
     num!(u8, u16, u32, u64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Writer, write_empty_iq};
+    use crate::{Iq, IqType, Jid};
+
+    #[test]
+    fn forbidden_controls_are_found_at_any_offset() {
+        let naive = |x: &[u8]| {
+            x.iter()
+                .position(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+        };
+        for len in 0..40 {
+            for at in 0..len {
+                for b in 0u8..=0x7f {
+                    let mut x = vec![b'a'; len];
+                    x[at] = b;
+                    if at + 1 < len {
+                        // A neighbour the word test can confuse with a control.
+                        x[at + 1] = 0x80 | b;
+                    }
+                    assert_eq!(super::forbidden_control(&x), naive(&x), "{x:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_iq_is_written_as_the_writer_writes_it() {
+        let jid = |s: &str| Some(Jid::new(s).expect("jid"));
+        let mut cases = Vec::new();
+        for kind in [IqType::Result, IqType::Error, IqType::Set] {
+            for (id, from, to, lang) in [
+                ("a", None, None, None),
+                (
+                    "x&\"<>\t\n\r'y",
+                    jid("ab@c/d&\"e"),
+                    jid("c@d/<e>"),
+                    Some("e\"n"),
+                ),
+                ("1", jid("a@b/c"), None, Some("en")),
+                ("", None, jid("d"), None),
+            ] {
+                cases.push(Iq {
+                    kind,
+                    id: id.to_owned(),
+                    from,
+                    to,
+                    lang: lang.map(str::to_owned),
+                    jingle: None,
+                    error: None,
+                });
+            }
+        }
+        for iq in cases {
+            let mut w = Writer::new();
+            iq.write(&mut w);
+            let mut fast = String::new();
+            write_empty_iq(&mut fast, &iq);
+            assert_eq!(fast, w.finish());
+        }
+    }
 }

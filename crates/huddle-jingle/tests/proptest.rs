@@ -500,7 +500,11 @@ proptest! {
         prop_assert!(back.is_ok(), "{:?}\n{}", back, xml);
         let back = back.unwrap();
         prop_assert_eq!(&back, &iq, "{}", xml);
-        prop_assert_eq!(back.to_xml(), xml);
+        prop_assert_eq!(&back.to_xml(), &xml);
+        // Appending to a buffer writes the same text after what it held.
+        let mut buf = String::from("<held/>");
+        iq.write_xml(&mut buf);
+        prop_assert_eq!(buf.strip_prefix("<held/>"), Some(xml.as_str()));
     }
 
     #[test]

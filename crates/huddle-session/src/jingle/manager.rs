@@ -581,6 +581,16 @@ impl SessionManager {
         Some(iq)
     }
 
+    /// [`poll_transmit`](Self::poll_transmit) for a caller that sends XML text: the
+    /// next IQ is appended to `out` (as [`Iq::to_xml`] writes it) and its type returned.
+    /// With a reused buffer (a connection's output buffer), an acknowledgement costs no
+    /// allocation.
+    pub fn poll_transmit_xml(&mut self, now: Instant, out: &mut String) -> Option<IqType> {
+        let iq = self.poll_transmit(now)?;
+        iq.write_xml(out);
+        Some(iq.kind)
+    }
+
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.core.events.pop_front()
@@ -653,6 +663,11 @@ impl SessionManager {
     /// (XEP-0166 §6.3.2, §7.2: malformed requests and unknown actions); input that is
     /// not XML at all cannot be answered (no id) and is only reported.
     pub fn handle_xml(&mut self, input: &[u8], now: Instant) -> Result<(), ParseError> {
+        // The common case: a valid IQ, decoded without an element tree.
+        if let Ok(iq) = self.core.config.codec.parse_iq(input) {
+            self.handle_iq(iq, now);
+            return Ok(());
+        }
         let el = Element::parse(input, &self.core.config.codec.limits)?;
         match self.core.config.codec.decode_element(el) {
             Ok(huddle_jingle::Document::Iq(iq)) => {

@@ -1,0 +1,864 @@
+//! The fast reader of `<iq/>` stanzas: decodes the iq, jingle and content levels
+//! straight from the tokenizer's events, borrowing names and values from the input, and
+//! builds owned [`Element`]s only for what is kept or decoded as an element (payloads,
+//! reasons, errors, extensions).
+//!
+//! Its tokenizer ([`Lexer`]) knows only the XML that stanzas are made of (tags with
+//! quoted attributes, text with references, namespaces) and applies the same checks and
+//! [`Limits`] as the tree reader's; it decodes every payload with the same functions as
+//! the tree reader. It needs no error paths of its own: whenever anything is not exactly
+//! as expected (an error, or just something it does not read itself: CDATA, an XML
+//! declaration, a CR, odd spacing, more than a few levels of nesting) it gives up
+//! (`None`) and [`crate::Codec::parse_iq`] reads the document again the tree way, which
+//! produces the value or the precise error. The property tests below check that the two
+//! readers agree on every input: where this one accepts, it returns what the tree reader
+//! returns.
+
+use std::borrow::Cow;
+
+use crate::ext::Registry;
+use crate::jid::Jid;
+use crate::model::{
+    Action, Content, Creator, DEFAULT_DISPOSITION, Iq, IqType, Jingle, Senders, StanzaError,
+};
+use crate::ns;
+use crate::xml::{
+    Attribute, Binding, Element, Limits, Node, XML_NS, declaration, finish_element,
+    forbidden_control, is_xml_char, lookup, namespace_binding, push_text, split_qname,
+};
+
+/// Decodes one `<iq/>` document, or `None` when the tree reader must decide (malformed
+/// or unusual input: the tree reader then gives the error, or the value).
+pub(crate) fn iq(input: &[u8], limits: &Limits, reg: &Registry) -> Option<Iq> {
+    let mut t = Lexer::new(input, limits)?;
+    let Tok::Start {
+        name: "iq",
+        ns: client_ns,
+        empty,
+    } = t.next()?
+    else {
+        return None;
+    };
+    // RFC 6120 §4.8.3 (as in `Iq::decode`): the stanza's namespace, or none.
+    if !matches!(client_ns, "" | ns::CLIENT | ns::SERVER | ns::COMPONENT) {
+        return None;
+    }
+    // RFC 6120 §8.1.3, §8.2.3: 'type' and 'id' are REQUIRED.
+    let kind = IqType::from_wire(t.attr("type")?)?;
+    let id = t.attr("id")?.to_owned();
+    let from = jid(t.attr("from"))?;
+    let to = jid(t.attr("to"))?;
+    let lang = t.attr_ns(XML_NS, "lang").map(str::to_owned);
+    let mut jingle: Option<Box<Jingle>> = None;
+    let mut error: Option<Box<StanzaError>> = None;
+    if !empty {
+        let mut run = TextRun::default();
+        loop {
+            match t.next()? {
+                Tok::Start { name, ns, empty } => {
+                    run.reset();
+                    if name == "jingle" && ns == ns::JINGLE && jingle.is_none() {
+                        jingle = Some(Box::new(self::jingle(&mut t, empty, reg)?));
+                    } else if name == "error" && ns == client_ns && error.is_none() {
+                        let el = t.element(name, ns, empty)?;
+                        error = Some(Box::new(StanzaError::decode(el).ok()?));
+                    } else {
+                        return None;
+                    }
+                }
+                Tok::Text(s) => run.add(&s, t.limits())?,
+                Tok::End => break,
+                Tok::Eof => return None,
+            }
+        }
+    }
+    if !matches!(t.next()?, Tok::Eof) {
+        return None;
+    }
+    // RFC 6120 §8.2.3 (as in `Iq::decode`): get and set carry exactly one payload, an
+    // error carries an <error/>, a result no error.
+    let ok = match kind {
+        IqType::Get | IqType::Set => jingle.is_some() && error.is_none(),
+        IqType::Error => error.is_some(),
+        IqType::Result => error.is_none(),
+    };
+    ok.then_some(Iq {
+        kind,
+        id,
+        from,
+        to,
+        lang,
+        jingle,
+        error,
+    })
+}
+
+/// The `<jingle/>` whose start tag was just read.
+fn jingle(t: &mut Lexer<'_>, empty: bool, reg: &Registry) -> Option<Jingle> {
+    // XEP-0166 §7.1: 'action' and 'sid' are REQUIRED.
+    let action = Action::from_wire(t.attr("action")?.as_bytes())?;
+    let mut j = Jingle::new(action, t.attr("sid")?);
+    j.initiator = jid(t.attr("initiator"))?;
+    j.responder = jid(t.attr("responder"))?;
+    if empty {
+        return Some(j);
+    }
+    let mut run = TextRun::default();
+    loop {
+        match t.next()? {
+            Tok::Start { name, ns, empty } => {
+                run.reset();
+                if name == "content" && ns == ns::JINGLE {
+                    j.contents.push(content(t, empty, reg)?);
+                } else {
+                    let el = t.element(name, ns, empty)?;
+                    j.push_child(el, reg).ok()?;
+                }
+            }
+            Tok::Text(s) => run.add(&s, t.limits())?,
+            Tok::End => return Some(j),
+            Tok::Eof => return None,
+        }
+    }
+}
+
+/// The `<content/>` whose start tag was just read.
+fn content(t: &mut Lexer<'_>, empty: bool, reg: &Registry) -> Option<Content> {
+    // XEP-0166 §7.3: 'creator' and 'name' are REQUIRED; 'disposition' defaults to
+    // "session" and 'senders' to "both".
+    let creator = Creator::from_wire(t.attr("creator")?)?;
+    let mut c = Content::new(creator, t.attr("name")?);
+    if let Some(d) = t.attr("disposition") {
+        c.disposition = if d == DEFAULT_DISPOSITION {
+            Cow::Borrowed(DEFAULT_DISPOSITION)
+        } else {
+            Cow::Owned(d.to_owned())
+        };
+    }
+    if let Some(s) = t.attr("senders") {
+        c.senders = Senders::from_wire(s)?;
+    }
+    if empty {
+        return Some(c);
+    }
+    let mut run = TextRun::default();
+    loop {
+        match t.next()? {
+            Tok::Start { name, ns, empty } => {
+                run.reset();
+                let el = t.element(name, ns, empty)?;
+                c.push_child(el, reg).ok()?;
+            }
+            Tok::Text(s) => run.add(&s, t.limits())?,
+            Tok::End => return Some(c),
+            Tok::Eof => return None,
+        }
+    }
+}
+
+/// An optional JID attribute: `Some(None)` when absent, `None` when invalid.
+fn jid(value: Option<&str>) -> Option<Option<Jid>> {
+    match value {
+        None => Some(None),
+        Some(v) => Jid::new(v).ok().map(Some),
+    }
+}
+
+/// The length of the current run of text directly inside an element, bounded like the
+/// tree reader bounds a text node (`Limits::max_text`; a child element ends the run).
+#[derive(Default)]
+struct TextRun(usize);
+
+impl TextRun {
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+
+    fn add(&mut self, s: &str, limits: &Limits) -> Option<()> {
+        self.0 += s.len();
+        (self.0 <= limits.max_text).then_some(())
+    }
+}
+
+/// Open elements, namespace declarations in scope and attributes per tag the [`Lexer`]
+/// holds (in arrays: reading allocates nothing); a document with more goes to the tree
+/// reader.
+const MAX_OPEN: usize = 16;
+const MAX_BINDINGS: usize = 16;
+const MAX_ATTRS: usize = 16;
+
+/// An attribute of the tag the lexer just read, its value as written (escaped).
+#[derive(Debug, Clone, Copy, Default)]
+struct RawAttr<'a> {
+    ns: &'a str,
+    name: &'a str,
+    value: &'a str,
+}
+
+/// What [`Lexer::next`] read (as the tree reader's `Token`).
+#[derive(Debug)]
+enum Tok<'a> {
+    Start {
+        name: &'a str,
+        ns: &'a str,
+        empty: bool,
+    },
+    End,
+    Text(Cow<'a, str>),
+    Eof,
+}
+
+/// The fast reader's tokenizer. Every method returns `None` both for errors and for
+/// input it leaves to the tree reader.
+///
+/// The checks are the tree reader's (`xml::Tokens`), in the same terms: input size,
+/// UTF-8, forbidden C0 controls (XML 1.0 §2.2); depth, element count, attributes per tag
+/// (namespace declarations included), name lengths, attribute value lengths (as
+/// written); duplicate attributes (XML 1.0 §3.1 WFC: Unique Att Spec); no '<' in
+/// attribute values (§3.1 AttValue); namespace declarations and prefixes (Namespaces in
+/// XML 1.0 §3, §6, with the tree reader's own functions); end tags matching their start
+/// tags; only the predefined entities and character references to XML characters (XML
+/// 1.0 §4.6, RFC 6120 §11.1); nothing but whitespace outside the root. Comments,
+/// processing instructions, DOCTYPEs (RFC 6120 §11.1) and everything else starting
+/// with `<!` or `<?` are left to the tree reader, which refuses or reads them.
+struct Lexer<'a> {
+    s: &'a str,
+    pos: usize,
+    limits: Limits,
+    /// Qualified names of the open elements, outermost first.
+    open: [&'a str; MAX_OPEN],
+    depth: usize,
+    elements: usize,
+    root_done: bool,
+    bindings: [Binding<'a>; MAX_BINDINGS],
+    bound: usize,
+    attrs: [RawAttr<'a>; MAX_ATTRS],
+    attr_count: usize,
+}
+
+/// XML 1.0 §2.3 S production.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+impl<'a> Lexer<'a> {
+    fn new(input: &'a [u8], limits: &Limits) -> Option<Lexer<'a>> {
+        if input.len() > limits.max_input || forbidden_control(input).is_some() {
+            return None;
+        }
+        let s = std::str::from_utf8(input).ok()?;
+        Some(Lexer {
+            s,
+            pos: 0,
+            limits: *limits,
+            open: [""; MAX_OPEN],
+            depth: 0,
+            elements: 0,
+            root_done: false,
+            bindings: [Binding {
+                prefix: None,
+                uri: "",
+                depth: 0,
+            }; MAX_BINDINGS],
+            bound: 0,
+            attrs: [RawAttr::default(); MAX_ATTRS],
+            attr_count: 0,
+        })
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The unescaped value of an unqualified attribute of the last start tag.
+    fn attr(&self, name: &str) -> Option<&'a str> {
+        self.attr_ns("", name)
+    }
+
+    /// The value of a namespaced attribute of the last start tag (`None` also when it
+    /// holds references: the callers then leave the stanza to the tree reader, which
+    /// unescapes).
+    fn attr_ns(&self, ns: &str, name: &str) -> Option<&'a str> {
+        self.attrs[..self.attr_count]
+            .iter()
+            .find(|a| a.ns == ns && a.name == name)
+            .map(|a| a.value)
+    }
+
+    fn next(&mut self) -> Option<Tok<'a>> {
+        let b = self.s.as_bytes();
+        loop {
+            let Some(&c) = b.get(self.pos) else {
+                // The end: only after a complete root (the tree reader reports the rest).
+                return (self.root_done && self.depth == 0).then_some(Tok::Eof);
+            };
+            if c == b'<' {
+                return match *b.get(self.pos + 1)? {
+                    b'/' => self.end_tag(),
+                    b'!' | b'?' => None,
+                    _ => self.start_tag(),
+                };
+            }
+            let start = self.pos;
+            let end = b[start..]
+                .iter()
+                .position(|&c| c == b'<')
+                .map_or(b.len(), |i| start + i);
+            self.pos = end;
+            let raw = &self.s[start..end];
+            if self.depth == 0 {
+                // Outside the root only whitespace (XML 1.0 §2.1 Misc).
+                if raw.bytes().all(is_space) {
+                    continue;
+                }
+                return None;
+            }
+            return text(raw).map(Tok::Text);
+        }
+    }
+
+    /// A qualified name at `*i`: ASCII letters, digits, `_`, `-`, `.`, at most one
+    /// inner colon (anything else goes to the tree reader).
+    fn name(&self, i: &mut usize) -> Option<&'a str> {
+        let b = self.s.as_bytes();
+        let start = *i;
+        if !matches!(b.get(start)?, b'a'..=b'z' | b'A'..=b'Z' | b'_') {
+            return None;
+        }
+        let mut end = start + 1;
+        let mut colon = false;
+        while let Some(&c) = b.get(end) {
+            match c {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => {}
+                b':' if !colon
+                    && matches!(b.get(end + 1), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_')) =>
+                {
+                    colon = true
+                }
+                _ => break,
+            }
+            end += 1;
+        }
+        *i = end;
+        Some(&self.s[start..end])
+    }
+
+    fn start_tag(&mut self) -> Option<Tok<'a>> {
+        if self.root_done {
+            return None;
+        }
+        let b = self.s.as_bytes();
+        let depth = self.depth + 1;
+        if depth > self.limits.max_depth || depth > MAX_OPEN {
+            return None;
+        }
+        self.elements += 1;
+        if self.elements > self.limits.max_elements {
+            return None;
+        }
+        let mut i = self.pos + 1;
+        let qname = self.name(&mut i)?;
+        let (prefix, local) = split_qname(qname);
+        if local.len() > self.limits.max_name {
+            return None;
+        }
+        // The attributes as written (key, value).
+        let mut n = 0;
+        let empty = loop {
+            let before = i;
+            while b.get(i).copied().is_some_and(is_space) {
+                i += 1;
+            }
+            match *b.get(i)? {
+                b'>' => {
+                    i += 1;
+                    break false;
+                }
+                b'/' => {
+                    if *b.get(i + 1)? != b'>' {
+                        return None;
+                    }
+                    i += 2;
+                    break true;
+                }
+                _ if i == before => return None,
+                _ => {}
+            }
+            let key = self.name(&mut i)?;
+            if *b.get(i)? != b'=' {
+                return None;
+            }
+            let quote = *b.get(i + 1)?;
+            if quote != b'"' && quote != b'\'' {
+                return None;
+            }
+            let start = i + 2;
+            let len = b.get(start..)?.iter().position(|&c| c == quote)?;
+            let value = &self.s[start..start + len];
+            i = start + len + 1;
+            if n == self.limits.max_attributes || n == MAX_ATTRS {
+                return None;
+            }
+            // XML 1.0 §3.1 (WFC: Unique Att Spec).
+            if self.attrs[..n].iter().any(|a| a.name == key) {
+                return None;
+            }
+            self.attrs[n] = RawAttr {
+                ns: "",
+                name: key,
+                value,
+            };
+            n += 1;
+        };
+        // Namespace declarations first (they apply to the tag's own names).
+        for a in &self.attrs[..n] {
+            if let Some(p) = namespace_binding(a.name)
+                && let Some(binding) = declaration(p, a.value, depth).ok()?
+            {
+                if self.bound == MAX_BINDINGS {
+                    return None;
+                }
+                self.bindings[self.bound] = binding;
+                self.bound += 1;
+            }
+        }
+        let bindings = &self.bindings[..self.bound];
+        let ns = lookup(bindings, prefix, true)?;
+        let mut kept = 0;
+        for j in 0..n {
+            let RawAttr {
+                name: key, value, ..
+            } = self.attrs[j];
+            if namespace_binding(key).is_some() {
+                continue;
+            }
+            let (aprefix, aname) = split_qname(key);
+            if aname.len() > self.limits.max_name || value.len() > self.limits.max_attribute_value {
+                return None;
+            }
+            let ans = match aprefix {
+                // Namespaces in XML 1.0 §6.2: unprefixed attributes are in no namespace.
+                None => "",
+                Some(_) => lookup(bindings, aprefix, false)?,
+            };
+            // XML 1.0 §3.1 (AttValue): no '<'; references are left to the tree reader.
+            if value.bytes().any(|c| c == b'<' || c == b'&') {
+                return None;
+            }
+            self.attrs[kept] = RawAttr {
+                ns: ans,
+                name: aname,
+                value,
+            };
+            kept += 1;
+        }
+        self.attr_count = kept;
+        self.pos = i;
+        if empty {
+            self.unbind(depth);
+            if depth == 1 {
+                self.root_done = true;
+            }
+        } else {
+            self.open[self.depth] = qname;
+            self.depth = depth;
+        }
+        Some(Tok::Start {
+            name: local,
+            ns,
+            empty,
+        })
+    }
+
+    fn end_tag(&mut self) -> Option<Tok<'a>> {
+        let mut i = self.pos + 2;
+        let qname = self.name(&mut i)?;
+        if self.depth == 0
+            || self.open[self.depth - 1] != qname
+            || *self.s.as_bytes().get(i)? != b'>'
+        {
+            return None;
+        }
+        self.pos = i + 1;
+        self.unbind(self.depth);
+        self.depth -= 1;
+        if self.depth == 0 {
+            self.root_done = true;
+        }
+        Some(Tok::End)
+    }
+
+    /// Drops the declarations made at `depth` (its element has ended).
+    fn unbind(&mut self, depth: usize) {
+        while self.bound > 0 && self.bindings[self.bound - 1].depth >= depth {
+            self.bound -= 1;
+        }
+    }
+
+    /// A new owned element for the start tag just read, with its attributes.
+    fn new_element(&self, name: &str, ns: &str) -> Element {
+        Element {
+            name: name.to_owned(),
+            namespace: ns.to_owned(),
+            attributes: self.attrs[..self.attr_count]
+                .iter()
+                .map(|a| Attribute {
+                    namespace: a.ns.to_owned(),
+                    name: a.name.to_owned(),
+                    value: a.value.to_owned(),
+                })
+                .collect(),
+            children: Vec::new(),
+        }
+    }
+
+    /// The whole element whose start tag was just read, up to and including its end tag
+    /// (as the tree reader builds it).
+    fn element(&mut self, name: &str, ns: &str, empty: bool) -> Option<Element> {
+        let mut current = self.new_element(name, ns);
+        if empty {
+            return Some(current);
+        }
+        let mut open: Vec<Element> = Vec::new();
+        loop {
+            match self.next()? {
+                Tok::Start { name, ns, empty } => {
+                    let el = self.new_element(name, ns);
+                    if empty {
+                        current.children.push(Node::Element(el));
+                    } else {
+                        open.push(std::mem::replace(&mut current, el));
+                    }
+                }
+                Tok::End => {
+                    finish_element(&mut current);
+                    match open.pop() {
+                        Some(mut parent) => {
+                            parent.children.push(Node::Element(current));
+                            current = parent;
+                        }
+                        None => return Some(current),
+                    }
+                }
+                Tok::Text(s) => push_text(&mut current, &s, &self.limits).ok()?,
+                Tok::Eof => return None,
+            }
+        }
+    }
+}
+
+/// Character data as written, unescaped: borrowed unless it holds references; `None`
+/// for what the tree reader must judge (a bad reference, a CR to normalize, `]]>`).
+fn text(raw: &str) -> Option<Cow<'_, str>> {
+    if !raw.bytes().any(|c| matches!(c, b'&' | b'\r' | b']')) {
+        return Some(Cow::Borrowed(raw));
+    }
+    if raw.contains('\r') || raw.contains("]]>") {
+        return None;
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let end = after.find(';')?;
+        let name = &after[..end];
+        // XML 1.0 §4.6 (the predefined entities) and §4.1 (character references).
+        let c = match name {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "apos" => '\'',
+            "quot" => '"',
+            _ => {
+                let code = if let Some(hex) = name.strip_prefix("#x") {
+                    (!hex.is_empty()
+                        && hex.len() <= 6
+                        && hex.bytes().all(|c| c.is_ascii_hexdigit()))
+                    .then(|| u32::from_str_radix(hex, 16).ok())??
+                } else {
+                    let dec = name.strip_prefix('#')?;
+                    (!dec.is_empty() && dec.len() <= 7 && dec.bytes().all(|c| c.is_ascii_digit()))
+                        .then(|| dec.parse().ok())??
+                };
+                char::from_u32(code).filter(|&c| is_xml_char(c))?
+            }
+        };
+        out.push(c);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Some(Cow::Owned(out))
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast reader against the tree reader: on every input where the fast reader
+    //! returns an IQ, the tree reader returns the same IQ (it never accepts what the
+    //! tree reader refuses, never reads a value differently); and it does not leave
+    //! ordinary stanzas to the tree reader.
+
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    use proptest::prelude::*;
+
+    use super::iq;
+    use crate::ext::Registry;
+    use crate::model::Iq;
+    use crate::xml::{Limits, read_document};
+
+    fn tree(input: &[u8], limits: &Limits) -> Option<Iq> {
+        let el = read_document(input, limits).ok()?;
+        Iq::decode(el, &Registry::default()).ok()
+    }
+
+    /// Both readers' results, checked to agree.
+    fn agree(input: &[u8], limits: &Limits) -> (Option<Iq>, Option<Iq>) {
+        let fast = iq(input, limits, &Registry::default());
+        let slow = tree(input, limits);
+        if fast.is_some() {
+            assert_eq!(
+                fast,
+                slow,
+                "readers disagree on {:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        (fast, slow)
+    }
+
+    /// Every XML test vector of this crate that holds an `<iq/>`, plus stanzas written
+    /// to reach the corners of the fast reader (prefixes, references, CDATA, text runs,
+    /// payload children, errors).
+    fn corpus() -> &'static [Vec<u8>] {
+        static CORPUS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+        CORPUS.get_or_init(read_corpus)
+    }
+
+    fn read_corpus() -> Vec<Vec<u8>> {
+        fn walk(dir: &Path, out: &mut Vec<Vec<u8>>) {
+            let mut entries: Vec<_> = std::fs::read_dir(dir)
+                .expect("vectors")
+                .map(|e| e.expect("entry").path())
+                .collect();
+            entries.sort();
+            for p in entries {
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|e| e == "xml") {
+                    let bytes = std::fs::read(&p).expect("vector");
+                    if String::from_utf8_lossy(&bytes).contains("<iq") {
+                        out.push(bytes);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors"),
+            &mut out,
+        );
+        for s in [
+            r#"<iq xmlns="jabber:client" type="set" id="a-1" from="peer@example.com/res" to="me@example.com/res"><jingle xmlns="urn:xmpp:jingle:1" action="session-initiate" sid="s1"><content creator="initiator" name="c1"><description xmlns="test"/><transport xmlns="test"/></content></jingle></iq>"#,
+            r#"<?xml version='1.0'?><c:iq xmlns:c='jabber:client' type='set' id='x&amp;y' from='a@b/c' xml:lang='en'><j:jingle xmlns:j='urn:xmpp:jingle:1' action='session-info' sid='s&#49;'>  <ping xmlns='urn:xmpp:jingle:apps:rtp:info:1'/>text<![CDATA[more]]>&lt;</j:jingle></c:iq>"#,
+            r#"<iq type="set" id="t" from="a@b/c"><jingle xmlns="urn:xmpp:jingle:1" action="session-terminate" sid="s"><reason><success/><text xml:lang="en">bye</text></reason><extra xmlns="urn:x"><y a="1">z</y></extra></jingle></iq>"#,
+            r#"<iq type="error" id="e" from="a@b/c"><jingle xmlns="urn:xmpp:jingle:1" action="session-accept" sid="s"/><error type="cancel" by="a@b"><item-not-found xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/><unknown-session xmlns="urn:xmpp:jingle:errors:1"/></error></iq>"#,
+            r#"<iq xmlns="jabber:server" type="result" id="r"/>"#,
+            r#"<iq type="set" id="m" from="a@b/c"><jingle xmlns="urn:xmpp:jingle:1" action="content-modify" sid="s" initiator="a@b/c"><content creator="responder" name="n" senders="initiator" disposition="early-session"><security xmlns="urn:s"/><other xmlns="urn:o"/><description xmlns="urn:xmpp:jingle:apps:file-transfer:5"><file><name>a.txt</name><size>3</size></file></description><transport xmlns="urn:xmpp:jingle:transports:ibb:1" sid="i" block-size="4096"/></content><content xmlns="urn:xmpp:jingle:1" creator="initiator" name="n2" disposition="session"/></jingle></iq>"#,
+        ] {
+            out.push(s.as_bytes().to_vec());
+        }
+        out
+    }
+
+    #[test]
+    fn the_fast_reader_accepts_every_valid_vector_like_the_tree_reader() {
+        let limits = Limits::default();
+        let corpus = corpus();
+        assert!(corpus.len() > 20, "{} vectors", corpus.len());
+        let (mut valid, mut fast) = (0, 0);
+        for x in corpus {
+            let (f, s) = agree(x, &limits);
+            valid += usize::from(s.is_some());
+            fast += usize::from(f.is_some());
+        }
+        // The vectors are valid IQs, nearly all written the plain way stanzas are: the
+        // fast reader reads those itself.
+        eprintln!("{fast} of {valid} valid vectors read by the fast reader");
+        assert!(
+            valid * 10 >= corpus.len() * 9,
+            "{valid} of {}",
+            corpus.len()
+        );
+        assert!(fast * 10 >= valid * 8, "{fast} of {valid}");
+    }
+
+    #[test]
+    fn the_readers_agree_under_tight_limits() {
+        // Limits that the corpus hits: depth, element count, attributes, names, values
+        // and text.
+        for limits in [
+            Limits {
+                max_depth: 3,
+                ..Limits::default()
+            },
+            Limits {
+                max_elements: 4,
+                ..Limits::default()
+            },
+            Limits {
+                max_attributes: 3,
+                ..Limits::default()
+            },
+            Limits {
+                max_name: 6,
+                ..Limits::default()
+            },
+            Limits {
+                max_attribute_value: 8,
+                ..Limits::default()
+            },
+            Limits {
+                max_text: 3,
+                ..Limits::default()
+            },
+            Limits {
+                max_input: 200,
+                ..Limits::default()
+            },
+        ] {
+            for x in corpus() {
+                agree(x, &limits);
+            }
+        }
+    }
+
+    /// Pieces a damaged stanza may gain: markup, references, namespaces, text.
+    const SNIPPETS: &[&str] = &[
+        "<",
+        ">",
+        "/>",
+        "</iq>",
+        "</jingle>",
+        "</content>",
+        "<jingle xmlns='urn:xmpp:jingle:1' action='session-info' sid='x'>",
+        "<content creator='initiator' name='c'>",
+        "<error type='cancel'>",
+        " xmlns='urn:xmpp:jingle:1'",
+        " xmlns=''",
+        " xmlns:p='urn:p'",
+        "<p:x/>",
+        " p:a='1'",
+        " xml:lang='en'",
+        " a='1'",
+        " a=\"<\"",
+        " id='dup'",
+        " type='get'",
+        " type='error'",
+        " from='@x'",
+        " sid=''",
+        " action='bogus'",
+        "&amp;",
+        "&#0;",
+        "&#x41;",
+        "&#65;",
+        "&#0065;",
+        "&#X41;",
+        "&#xD800;",
+        "&#x10FFFF;",
+        "&#1114111;",
+        "&#xFFFE;",
+        "&#;",
+        "&lt",
+        "xmlns:xml='http://www.w3.org/XML/1998/namespace'",
+        " xmlns:xmlns='x'",
+        " xmlns:q=''",
+        "<q:y xmlns:q='urn:q'>",
+        "</q:y>",
+        " a = 'x'",
+        "a='1'b='2'",
+        "</iq >",
+        "\u{feff}",
+        "&bogus;",
+        "&",
+        "<![CDATA[c]]>",
+        "<!-- c -->",
+        "<?pi x?>",
+        "<!DOCTYPE x>",
+        "<?xml version='1.0'?>",
+        "]]>",
+        "\r\n",
+        "\t",
+        " ",
+        "text",
+        "é",
+        "'",
+        "\"",
+        "=",
+        ":",
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Delete(usize, usize),
+        Insert(usize, usize),
+        Duplicate(usize, usize),
+        Byte(usize, u8),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<usize>(), 1..12usize).prop_map(|(at, n)| Edit::Delete(at, n)),
+            (any::<usize>(), 0..SNIPPETS.len()).prop_map(|(at, s)| Edit::Insert(at, s)),
+            (any::<usize>(), 1..40usize).prop_map(|(at, n)| Edit::Duplicate(at, n)),
+            (any::<usize>(), any::<u8>()).prop_map(|(at, b)| Edit::Byte(at, b)),
+        ]
+    }
+
+    fn apply(mut x: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
+        for e in edits {
+            let len = x.len().max(1);
+            match *e {
+                Edit::Delete(at, n) => {
+                    let at = at % len;
+                    let end = (at + n).min(x.len());
+                    if at < end {
+                        x.drain(at..end);
+                    }
+                }
+                Edit::Insert(at, s) => {
+                    let at = at % (x.len() + 1);
+                    x.splice(at..at, SNIPPETS[s].bytes());
+                }
+                Edit::Duplicate(at, n) => {
+                    let at = at % len;
+                    let end = (at + n).min(x.len());
+                    let piece: Vec<u8> = x.get(at..end).unwrap_or_default().to_vec();
+                    x.splice(end..end, piece);
+                }
+                Edit::Byte(at, b) => {
+                    if !x.is_empty() {
+                        let at = at % x.len();
+                        x[at] = b;
+                    }
+                }
+            }
+        }
+        x
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn the_readers_agree_on_damaged_stanzas(
+            which in any::<prop::sample::Index>(),
+            edits in prop::collection::vec(edit(), 1..4),
+        ) {
+            let corpus = corpus();
+            let input = apply(corpus[which.index(corpus.len())].clone(), &edits);
+            agree(&input, &Limits::default());
+        }
+    }
+}
