@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
                     stalls < 2,
                     "decoder produced frames without consuming input"
                 );
-                let body = chunk.body.as_ref().map_or(0, |b| b.len());
+                let body = chunk.body_len().unwrap_or(0);
                 assert!(
                     body <= LIMITS.max_body_in_memory,
                     "body of {body} bytes over the limit"
@@ -47,7 +47,7 @@ fuzz_target!(|data: &[u8]| {
                 // holds, added when the frame had none: one more header, a few more bytes.
                 let seg = chunk.segment.is_some();
                 let head: usize = chunk
-                    .headers
+                    .headers()
                     .iter()
                     .map(|(n, v)| n.as_str().len() + v.len())
                     .sum();
@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
                     head <= LIMITS.max_head_bytes + slack,
                     "header block of {head} bytes over the limit"
                 );
-                assert!(chunk.headers.len() <= LIMITS.max_headers + usize::from(seg));
+                assert!(chunk.headers().len() <= LIMITS.max_headers + usize::from(seg));
                 // Encoding whatever was decoded must not panic either.
                 assert_eq!(chunk.to_bytes().len(), chunk.encoded_len());
             }

@@ -91,7 +91,7 @@ fn verify(inp: &Input) {
         .decode(&mut buf)
         .expect("huddle decodes")
         .expect("one chunk");
-    assert_eq!(c.body.as_ref().map(Bytes::len), Some(inp.body_len));
+    assert_eq!(c.body_len(), Some(inp.body_len));
     assert!(buf.is_empty());
 
     let mut p = MsrpParser::new();

@@ -232,16 +232,18 @@ pub enum StartLine {
 }
 
 /// One MSRP frame: a request chunk or a response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// The headers and the body are reached through accessors: a decoded chunk holds its
+/// frame's bytes once, the body being a range of them (no second reference count).
+#[derive(Clone)]
 pub struct Chunk {
     /// The transaction id of the start line and end-line.
     pub transaction_id: TransactionId,
     /// Request method or response status.
     pub start: StartLine,
     /// Every header in wire order, the MIME headers of the body included.
-    pub headers: Headers,
-    /// The body; `Some` when the frame has content-stuff (RFC 4975 §9), even if empty.
-    pub body: Option<Bytes>,
+    headers: Headers,
+    body: Body,
     /// The continuation flag.
     pub flag: Flag,
     /// Set only on the "virtual chunks" the decoder makes of a body larger than
@@ -249,6 +251,147 @@ pub struct Chunk {
     /// numbered from 1, carry a Byte-Range adjusted to the bytes they hold and flag `+`,
     /// except the last, which carries the real flag. Never encoded.
     pub segment: Option<u32>,
+}
+
+/// Where a chunk's body is.
+#[derive(Clone)]
+enum Body {
+    /// No content-stuff (RFC 4975 §9).
+    None,
+    /// Bytes of its own (possibly empty).
+    Bytes(Bytes),
+    /// `headers.block()[start..end]`: a decoded frame's body, sharing the frame's bytes
+    /// with the headers.
+    InFrame { start: u32, end: u32 },
+}
+
+impl Chunk {
+    /// A chunk from its parts (not a segment).
+    pub fn new(
+        transaction_id: TransactionId,
+        start: StartLine,
+        headers: Headers,
+        body: Option<Bytes>,
+        flag: Flag,
+    ) -> Chunk {
+        Chunk {
+            transaction_id,
+            start,
+            headers,
+            body: body.map_or(Body::None, Body::Bytes),
+            flag,
+            segment: None,
+        }
+    }
+
+    /// A decoded frame whose body is `headers.block()[body.0..body.1]`.
+    #[inline(always)]
+    pub(crate) fn decoded(
+        transaction_id: TransactionId,
+        start: StartLine,
+        headers: Headers,
+        body: (usize, usize),
+        flag: Flag,
+    ) -> Chunk {
+        debug_assert!(body.0 <= body.1 && body.1 <= headers.block().len());
+        let body = match (u32::try_from(body.0), u32::try_from(body.1)) {
+            (Ok(start), Ok(end)) => Body::InFrame { start, end },
+            _ => Body::Bytes(headers.block().slice(body.0..body.1)),
+        };
+        Chunk {
+            transaction_id,
+            start,
+            headers,
+            body,
+            flag,
+            segment: None,
+        }
+    }
+
+    /// Every header in wire order, the MIME headers of the body included.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The headers, to change them.
+    pub fn headers_mut(&mut self) -> &mut Headers {
+        // The body may share the headers' bytes: give it its own handle first, so
+        // whatever is done to the headers leaves it intact.
+        if let Body::InFrame { start, end } = self.body {
+            self.body = Body::Bytes(self.headers.block().slice(start as usize..end as usize));
+        }
+        &mut self.headers
+    }
+
+    /// The body; `Some` when the frame has content-stuff (RFC 4975 §9), even if empty.
+    pub fn body(&self) -> Option<&[u8]> {
+        match &self.body {
+            Body::None => None,
+            Body::Bytes(b) => Some(b),
+            Body::InFrame { start, end } => {
+                Some(&self.headers.block()[*start as usize..*end as usize])
+            }
+        }
+    }
+
+    /// The body as shared bytes (a zero-copy slice of the frame for decoded chunks).
+    pub fn body_bytes(&self) -> Option<Bytes> {
+        match &self.body {
+            Body::None => None,
+            Body::Bytes(b) => Some(b.clone()),
+            Body::InFrame { start, end } => {
+                Some(self.headers.block().slice(*start as usize..*end as usize))
+            }
+        }
+    }
+
+    /// Replaces the body (`None`: no content-stuff).
+    pub fn set_body(&mut self, body: Option<Bytes>) {
+        self.body = body.map_or(Body::None, Body::Bytes);
+    }
+
+    /// Takes the body out, leaving none.
+    pub fn take_body(&mut self) -> Option<Bytes> {
+        let body = self.body_bytes();
+        self.body = Body::None;
+        body
+    }
+
+    /// The body's length; `None` without content-stuff.
+    pub fn body_len(&self) -> Option<usize> {
+        match &self.body {
+            Body::None => None,
+            Body::Bytes(b) => Some(b.len()),
+            Body::InFrame { start, end } => Some((end - start) as usize),
+        }
+    }
+}
+
+/// Two chunks are equal when every part is, however their bytes are held.
+impl PartialEq for Chunk {
+    fn eq(&self, other: &Self) -> bool {
+        self.transaction_id == other.transaction_id
+            && self.start == other.start
+            && self.headers == other.headers
+            && self.body() == other.body()
+            && self.flag == other.flag
+            && self.segment == other.segment
+    }
+}
+
+impl Eq for Chunk {}
+
+impl fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Chunk")
+            .field("transaction_id", &self.transaction_id)
+            .field("start", &self.start)
+            .field("headers", &self.headers)
+            .field("body", &self.body_bytes())
+            .field("flag", &self.flag)
+            .field("segment", &self.segment)
+            .finish()
+    }
 }
 
 impl Chunk {
@@ -490,7 +633,7 @@ impl Chunk {
             transaction_id: self.transaction_id.clone(),
             start: StartLine::Response { status, comment },
             headers,
-            body: None,
+            body: Body::None,
             flag: Flag::End,
             segment: None,
         })
@@ -730,14 +873,13 @@ impl ChunkBuilder {
                 }
             },
         };
-        Ok(Chunk {
+        Ok(Chunk::new(
             transaction_id,
-            start: self.start,
+            self.start,
             headers,
             body,
-            flag: self.flag.unwrap_or(Flag::End),
-            segment: None,
-        })
+            self.flag.unwrap_or(Flag::End),
+        ))
     }
 }
 

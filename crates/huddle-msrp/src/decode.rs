@@ -495,14 +495,13 @@ impl Decoder {
                         return None;
                     }
                     let frame = buf.split_to(end).freeze();
-                    return Some(Chunk {
+                    return Some(Chunk::decoded(
                         transaction_id,
                         start,
-                        body: Some(frame.slice(body_start..at)),
-                        headers: Headers::decoded(frame, fields),
+                        Headers::decoded(frame, fields),
+                        (body_start, at),
                         flag,
-                        segment: None,
-                    });
+                    ));
                 }
                 // RFC 4975 §9 end-line = "-------" transact-id continuation-flag CRLF
                 let end = pos + DASHES.len() + tid.len() + 3;
@@ -515,14 +514,13 @@ impl Decoder {
                     return None;
                 }
                 let frame = buf.split_to(end).freeze();
-                return Some(Chunk {
+                return Some(Chunk::new(
                     transaction_id,
                     start,
-                    headers: Headers::decoded(frame, fields),
-                    body: None,
+                    Headers::decoded(frame, fields),
+                    None,
                     flag,
-                    segment: None,
-                });
+                ));
             }
             // RFC 4975 §9 `header = hname ":" SP hval CRLF`; leading blanks of the value
             // are tolerated (real peers write `Name:value`), as on the general path.
@@ -758,14 +756,15 @@ impl Decoder {
         headers
             .set(KnownHeader::ByteRange, &range.to_string())
             .expect("a Byte-Range is a valid value");
-        Chunk {
-            transaction_id: scan.head.tid.clone(),
-            start: scan.head.start.clone(),
+        let mut chunk = Chunk::new(
+            scan.head.tid.clone(),
+            scan.head.start.clone(),
             headers,
-            body: Some(body),
-            flag: Flag::More,
-            segment: Some(scan.segments),
-        }
+            Some(body),
+            Flag::More,
+        );
+        chunk.segment = Some(scan.segments);
+        chunk
     }
 }
 
@@ -910,14 +909,7 @@ enum HeadDone {
 fn head_error(head: Head) -> DecodeError {
     let kind = head.error.clone().expect("called for errored heads");
     let tid = head.tid.clone();
-    let frame = Chunk {
-        transaction_id: head.tid,
-        start: head.start,
-        headers: head.headers,
-        body: None,
-        flag: Flag::End,
-        segment: None,
-    };
+    let frame = Chunk::new(head.tid, head.start, head.headers, None, Flag::End);
     DecodeError {
         kind,
         transaction_id: Some(tid),
@@ -931,14 +923,7 @@ fn finish(head: Head, _body: Option<Bytes>, flag: Flag, _seg: Option<u32>) -> He
     if head.error.is_some() {
         return HeadDone::Error(head_error(head));
     }
-    HeadDone::Chunk(Chunk {
-        transaction_id: head.tid,
-        start: head.start,
-        headers: head.headers,
-        body: None,
-        flag,
-        segment: None,
-    })
+    HeadDone::Chunk(Chunk::new(head.tid, head.start, head.headers, None, flag))
 }
 
 fn finish_body(mut head: Head, body: Bytes, flag: Flag, segments: u32, total: u64) -> HeadDone {
@@ -951,17 +936,10 @@ fn finish_body(mut head: Head, body: Bytes, flag: Flag, segments: u32, total: u6
     if head.error.is_some() {
         return HeadDone::Error(head_error(head));
     }
-    let mut chunk = Chunk {
-        transaction_id: head.tid,
-        start: head.start,
-        headers: head.headers,
-        body: Some(body),
-        flag,
-        segment: None,
-    };
+    let mut chunk = Chunk::new(head.tid, head.start, head.headers, Some(body), flag);
     if segments > 0 {
         // The last segment of a large chunk: its own range, the real flag.
-        let len = chunk.body.as_ref().map_or(0, |b| b.len() as u64);
+        let len = chunk.body_len().unwrap_or(0) as u64;
         let start = head
             .range
             .map_or(1, |r| r.start)
@@ -972,7 +950,7 @@ fn finish_body(mut head: Head, body: Bytes, flag: Flag, segments: u32, total: u6
             total: head.range.and_then(|r| r.total),
         };
         chunk
-            .headers
+            .headers_mut()
             .set(KnownHeader::ByteRange, &range.to_string())
             .expect("a Byte-Range is a valid value");
         chunk.segment = Some(segments + 1);
@@ -1535,8 +1513,8 @@ mod tests {
         let c = decode_one("X-A: a\tb\r\nX-B: h\u{e9}llo\r\n".as_bytes())
             .unwrap()
             .unwrap();
-        assert_eq!(c.headers.get_by_name("x-a"), Some("a\tb"));
-        assert_eq!(c.headers.get_by_name("X-B"), Some("h\u{e9}llo"));
+        assert_eq!(c.headers().get_by_name("x-a"), Some("a\tb"));
+        assert_eq!(c.headers().get_by_name("X-B"), Some("h\u{e9}llo"));
         // DEL, a lone CR, other controls and invalid UTF-8 are not.
         for bad in [
             &b"X-C: a\x7fb"[..],
@@ -1554,7 +1532,7 @@ mod tests {
         let c = decode_one(b"message-id: 1\r\nX-Thing: 2\r\n")
             .unwrap()
             .unwrap();
-        let names: Vec<_> = c.headers.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<_> = c.headers().iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["To-Path", "From-Path", "message-id", "X-Thing"]);
         assert_eq!(c.message_id(), Some("1"));
     }

@@ -25,11 +25,11 @@ pub(crate) fn encoded_len(c: &Chunk) -> usize {
         }
     };
     let headers: usize = c
-        .headers
+        .headers()
         .raw_iter()
         .map(|(n, v)| n.len() + 2 + v.len() + 2)
         .sum();
-    let body = c.body.as_ref().map_or(0, |b| 2 + b.len() + 2);
+    let body = c.body_len().map_or(0, |b| 2 + b + 2);
     start + headers + body + END_DASHES.len() + tid + 1 + 2
 }
 
@@ -55,13 +55,13 @@ pub(crate) fn encode(c: &Chunk, dst: &mut BytesMut) {
         }
     }
     dst.put_slice(b"\r\n");
-    for (name, value) in c.headers.raw_iter() {
+    for (name, value) in c.headers().raw_iter() {
         dst.put_slice(name);
         dst.put_slice(b": ");
         dst.put_slice(value);
         dst.put_slice(b"\r\n");
     }
-    if let Some(body) = &c.body {
+    if let Some(body) = c.body() {
         dst.put_slice(b"\r\n");
         dst.put_slice(body);
         dst.put_slice(b"\r\n");

@@ -286,6 +286,12 @@ impl Headers {
         }
     }
 
+    /// The block wire offsets point into: a decoded frame's bytes (empty for built
+    /// lists).
+    pub(crate) fn block(&self) -> &Bytes {
+        &self.head
+    }
+
     /// Every header, in order.
     fn fields(&self) -> impl Iterator<Item = FieldRef<'_>> + '_ {
         let (inline, vec): (&[InlineField], &[Field]) = match &self.list {

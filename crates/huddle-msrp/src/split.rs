@@ -630,7 +630,7 @@ impl<S: Sink> Reassembler<S> {
         if *m != Method::SEND {
             return Err(ReassemblyError::NotASend);
         }
-        let body = chunk.body.as_deref().unwrap_or(&[]);
+        let body = chunk.body().unwrap_or(&[]);
         // RFC 4975 §7.1.1: without Byte-Range the chunk is the whole message.
         let range = chunk.byte_range()?.unwrap_or(ByteRange {
             start: 1,

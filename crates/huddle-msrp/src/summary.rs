@@ -60,12 +60,12 @@ impl FrameSummary {
             comment,
             tid: c.transaction_id.to_string(),
             headers: c
-                .headers
+                .headers()
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_owned()))
                 .collect(),
-            body_len: c.body.as_ref().map(|b| b.len()),
-            body_sha256: c.body.as_ref().map(|b| {
+            body_len: c.body_len(),
+            body_sha256: c.body().map(|b| {
                 Sha256::digest(b)
                     .iter()
                     .map(|x| format!("{x:02x}"))

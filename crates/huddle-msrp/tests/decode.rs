@@ -2,7 +2,8 @@
 
 use bytes::{Bytes, BytesMut};
 use huddle_msrp::{
-    Chunk, DecodeErrorKind, Decoder, Flag, KnownHeader, Limits, Method, StartLine, StatusCode,
+    Chunk, ChunkBuilder, DecodeErrorKind, Decoder, Flag, Headers, KnownHeader, Limits, Method,
+    StartLine, StatusCode, parse_path,
 };
 
 const SEND: &[u8] = b"MSRP a786hjs2 SEND\r\n\
@@ -60,7 +61,7 @@ fn decodes_a_send_and_its_response() {
     let send = out[0].as_ref().unwrap();
     assert_eq!(send.method(), Some(&Method::SEND));
     assert_eq!(send.transaction_id.as_str(), "a786hjs2");
-    assert_eq!(send.body.as_deref(), Some(&b"Hey Bob, are you there?"[..]));
+    assert_eq!(send.body(), Some(&b"Hey Bob, are you there?"[..]));
     assert_eq!(send.message_id(), Some("87652491"));
     assert_eq!(send.flag, Flag::End);
     assert_eq!(send.to_bytes(), Bytes::from_static(SEND));
@@ -102,18 +103,14 @@ fn body_with_end_line_look_alikes() {
     input.extend_from_slice(b"\r\n-------a786hjs2$\r\n");
     let out = decode_all(&input);
     assert_eq!(out.len(), 1, "{out:?}");
-    assert_eq!(out[0].as_ref().unwrap().body.as_deref(), Some(&body[..]));
+    assert_eq!(out[0].as_ref().unwrap().body(), Some(&body[..]));
     // A real end-line early in the body ends the chunk there (its length comes from the
     // payload, RFC 4975 §7.3.1), and what follows is garbage (fatal).
     let mut early = input.clone();
     let at = early.len() - body.len() - 20;
     early.splice(at..at, b"\r\n-------a786hjs2$\r\n".iter().copied());
     let bad = decode_all(&early);
-    assert_eq!(
-        bad[0].as_ref().unwrap().body.as_deref(),
-        Some(&b""[..]),
-        "{bad:?}"
-    );
+    assert_eq!(bad[0].as_ref().unwrap().body(), Some(&b""[..]), "{bad:?}");
     assert_eq!(bad[1], Err(DecodeErrorKind::BadStartLine));
     let bytes: Vec<&[u8]> = input.chunks(1).collect();
     assert_eq!(decode_pieces(&bytes, Limits::default()), out);
@@ -140,7 +137,7 @@ fn large_body_is_delivered_in_segments() {
         let mut pos = 1u64;
         for (i, c) in out.iter().enumerate() {
             let c = c.as_ref().unwrap();
-            let b = c.body.as_ref().unwrap();
+            let b = c.body().unwrap();
             assert!(b.len() <= 4096);
             assert_eq!(c.segment, Some(i as u32 + 1));
             let r = c.byte_range().unwrap().unwrap();
@@ -180,7 +177,7 @@ fn one_byte_at_a_time_is_linear() {
         }
     }
     assert_eq!(calls as usize, input.len());
-    assert_eq!(out.unwrap().body.unwrap().len(), 1 << 20);
+    assert_eq!(out.unwrap().body_bytes().unwrap().len(), 1 << 20);
 }
 
 #[test]
@@ -194,9 +191,9 @@ MSRP abcd 299\r\nTo-Path: msrp://a/t;tcp\r\nFrom-Path: msrp://b/s;tcp\r\n-------
         foo.validate().unwrap_err().status(),
         StatusCode::NOT_IMPLEMENTED
     );
-    assert_eq!(foo.headers.get_by_name("x-thing"), Some("yes"));
+    assert_eq!(foo.headers().get_by_name("x-thing"), Some("yes"));
     assert_eq!(foo.flag, Flag::More);
-    assert_eq!(foo.body, None);
+    assert_eq!(foo.body(), None);
     let r = out[1].as_ref().unwrap();
     assert_eq!(
         r.start,
@@ -219,10 +216,13 @@ fn response_builder_follows_rfc_paths() {
     let report = send
         .report(StatusCode::OK, None, send.byte_range().unwrap().unwrap())
         .unwrap();
-    assert_eq!(report.headers.get(KnownHeader::Status), Some("000 200 OK"));
     assert_eq!(
-        report.headers.get(KnownHeader::ToPath),
-        send.headers.get(KnownHeader::FromPath)
+        report.headers().get(KnownHeader::Status),
+        Some("000 200 OK")
+    );
+    assert_eq!(
+        report.headers().get(KnownHeader::ToPath),
+        send.headers().get(KnownHeader::FromPath)
     );
     assert!(report.validate().is_ok());
     assert!(
@@ -301,4 +301,27 @@ fn segment_boundary_does_not_depend_on_arrival() {
         matches!(whole[0], Ok(ref c) if c.segment == Some(1)),
         "{whole:?}"
     );
+}
+
+#[test]
+fn a_decoded_body_survives_changes_to_the_headers() {
+    let to = parse_path("msrp://b.example:1/s;tcp").unwrap();
+    let from = parse_path("msrp://a.example:1/s;tcp").unwrap();
+    let built = ChunkBuilder::send(&to, &from)
+        .message_id("m1")
+        .data("text/plain", &b"hello"[..])
+        .build()
+        .unwrap();
+    let mut buf = BytesMut::from(&built.to_bytes()[..]);
+    let mut c = Decoder::default().decode(&mut buf).unwrap().unwrap();
+    // Equal however the bytes are held (the decoded body shares the frame's bytes).
+    assert_eq!(c, built);
+    assert_eq!(c.body_bytes().as_deref(), Some(&b"hello"[..]));
+    *c.headers_mut() = Headers::new();
+    assert!(c.headers().is_empty());
+    assert_eq!(c.body(), Some(&b"hello"[..]));
+    assert_eq!(c.take_body().as_deref(), Some(&b"hello"[..]));
+    assert_eq!((c.body(), c.body_len()), (None, None));
+    c.set_body(Some(Bytes::from_static(b"")));
+    assert_eq!((c.body(), c.body_len()), (Some(&b""[..]), Some(0)));
 }

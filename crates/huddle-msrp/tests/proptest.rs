@@ -140,7 +140,7 @@ proptest! {
         let mut msg = OutgoingMessage::new(&[to], &[from], "application/octet-stream", body.clone());
         let mut chunks = Vec::new();
         while let Some(c) = msg.next_chunk(max).unwrap() {
-            prop_assert!(c.body.as_ref().unwrap().len() <= max);
+            prop_assert!(c.body().unwrap().len() <= max);
             // Every chunk decodes as written.
             let mut b = BytesMut::from(&c.to_bytes()[..]);
             prop_assert_eq!(Decoder::default().decode(&mut b).unwrap().unwrap(), c.clone());
@@ -194,7 +194,7 @@ fn interrupted_chunk_resumes() {
         n += 1;
         if n == 1 {
             assert_eq!(c.flag, Flag::More);
-            assert_eq!(c.headers.get(KnownHeader::ByteRange), Some("1-*/10000"));
+            assert_eq!(c.headers().get(KnownHeader::ByteRange), Some("1-*/10000"));
         }
         if let (Progress::Complete { .. }, Some(sink)) = r.feed(&c).unwrap() {
             complete = Some(sink.into_bytes());

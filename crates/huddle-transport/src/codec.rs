@@ -177,7 +177,7 @@ mod tests {
         assert!(segments.len() > 1);
         let body: Vec<u8> = segments
             .iter()
-            .flat_map(|c| c.body.clone().unwrap())
+            .flat_map(|c| c.body_bytes().unwrap())
             .collect();
         assert_eq!(body, b"Hey Bob, are you there?");
         assert_eq!(segments[0].segment, Some(1));

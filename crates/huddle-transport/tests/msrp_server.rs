@@ -62,7 +62,7 @@ async fn sessions_share_one_port_and_each_binds_to_its_own() {
         assert_eq!(body, format!("from connector {i}"));
         let c = t.read_chunk().await.unwrap();
         assert_eq!(c.method(), Some(&Method::SEND));
-        assert_eq!(c.body.as_deref(), Some(body.as_bytes()));
+        assert_eq!(c.body(), Some(body.as_bytes()));
         t.accept_incoming_send(&c).await.unwrap();
     }
     assert_eq!(server.pending_sessions(), 0);

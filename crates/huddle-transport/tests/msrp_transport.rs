@@ -45,7 +45,7 @@ async fn exchange(from: &mut MsrpTransport, to: &mut MsrpTransport, body: &'stat
     from.write_chunk(&chunk).await.unwrap();
     let got = to.read_chunk().await.unwrap();
     assert_eq!(got.method(), Some(&Method::SEND));
-    assert_eq!(got.body.as_deref(), Some(body));
+    assert_eq!(got.body(), Some(body));
     to.accept_incoming_send(&got).await.unwrap();
     to.respond(&got, StatusCode::OK, None).await.unwrap();
     let resp = from.read_chunk().await.unwrap();
@@ -219,17 +219,14 @@ async fn bounded_reads_hand_out_virtual_chunks() {
     let mut pieces = Vec::new();
     loop {
         let p = a.read_chunk_bounded(4096).await.unwrap();
-        let last = p.body.as_ref().unwrap().len() < 4096 || p.flag != Flag::More;
+        let last = p.body_len().unwrap() < 4096 || p.flag != Flag::More;
         pieces.push(p);
         if last {
             break;
         }
     }
     assert_eq!(pieces.len(), 3);
-    let sizes: Vec<usize> = pieces
-        .iter()
-        .map(|p| p.body.as_ref().unwrap().len())
-        .collect();
+    let sizes: Vec<usize> = pieces.iter().map(|p| p.body_len().unwrap()).collect();
     assert_eq!(sizes, [4096, 4096, 1808]);
     let ranges: Vec<String> = pieces
         .iter()
@@ -245,7 +242,7 @@ async fn bounded_reads_hand_out_virtual_chunks() {
     assert_eq!(segs, [Some(1), Some(2), Some(3)]);
     let joined: Vec<u8> = pieces
         .iter()
-        .flat_map(|p| p.body.clone().unwrap())
+        .flat_map(|p| p.body_bytes().unwrap())
         .collect();
     assert_eq!(joined, body);
     // A small chunk comes whole, not as a segment.
@@ -281,11 +278,10 @@ struct Recorder(Mutex<Vec<(Direction, String, Option<usize>)>>);
 
 impl TrafficLogger for Recorder {
     fn frame(&self, _conn: &ConnectionInfo, dir: Direction, chunk: &Chunk) {
-        self.0.lock().unwrap().push((
-            dir,
-            chunk.transaction_id.to_string(),
-            chunk.body.as_ref().map(|b| b.len()),
-        ));
+        self.0
+            .lock()
+            .unwrap()
+            .push((dir, chunk.transaction_id.to_string(), chunk.body_len()));
     }
 }
 

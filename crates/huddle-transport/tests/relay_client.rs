@@ -136,7 +136,7 @@ async fn relay(script: Script) -> (MsrpUri, mpsc::UnboundedReceiver<Seen>) {
 fn response(req: &Chunk, status: u16, headers: &[(KnownHeader, String)]) -> Chunk {
     let mut r = req.response(StatusCode(status), None).unwrap();
     for (h, v) in headers {
-        r.headers.append(*h, v).unwrap();
+        r.headers_mut().append(*h, v).unwrap();
     }
     r
 }
@@ -273,7 +273,7 @@ async fn reads_re_authenticate_before_the_grant_expires() {
         .await
         .expect("the refresh happens within the lifetime")
         .unwrap();
-    assert_eq!(marker.body.as_deref(), Some(&b"refreshed"[..]));
+    assert_eq!(marker.body(), Some(&b"refreshed"[..]));
     assert!(
         granted.elapsed() < Duration::from_secs(2),
         "refreshed before expiry"

@@ -34,7 +34,7 @@ fn decode_all(bytes: &[u8], limits: Limits) -> Vec<(Chunk, bool)> {
 }
 
 fn header(c: &Chunk, h: KnownHeader) -> &str {
-    c.headers
+    c.headers()
         .get(h)
         .unwrap_or_else(|| panic!("{h:?} missing in {c:?}"))
 }
@@ -295,7 +295,7 @@ fn send_and_report_are_relayed_with_paths_rewritten_and_hop_by_hop_responses() {
         header(fwd, KnownHeader::FromPath),
         format!("{b} {a} {ALICE}")
     );
-    assert_eq!(fwd.body.as_deref(), Some(&b"Hey Bob"[..]));
+    assert_eq!(fwd.body(), Some(&b"Hey Bob"[..]));
     assert_eq!(fwd.transaction_id.as_str(), "tx000001");
     let (_, resp) = sent.iter().find(|(c, _)| *c == A).expect("200 to alice");
     assert_eq!(status(resp), 200);
@@ -639,7 +639,7 @@ fn large_chunks_are_streamed_in_pieces_with_correct_byte_ranges() {
         let r = p.byte_range().unwrap().unwrap();
         assert_eq!(r.start as usize, joined.len() + 1);
         assert_eq!(r.total, Some(10_000));
-        let data = p.body.as_deref().unwrap();
+        let data = p.body().unwrap();
         assert_eq!(r.len(), Some(data.len() as u64));
         joined.extend_from_slice(data);
         let last = i == pieces.len() - 1;

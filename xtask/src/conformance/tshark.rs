@@ -151,7 +151,7 @@ fn describe(c: &Chunk) -> String {
         (Some(m), _) => format!(
             "{m} {} body {} flag {}",
             c.transaction_id,
-            c.body.as_ref().map_or(0, Bytes::len),
+            c.body_len().unwrap_or(0),
             c.flag.as_byte() as char
         ),
         (None, Some(s)) => format!("{s} {}", c.transaction_id),
@@ -213,7 +213,7 @@ fn compare(c: &Chunk, got: &BTreeMap<String, Vec<String>>) -> Result<(), String>
     expect("msrp.end.line", Some(format!("-------{tid}{flag}")));
     expect("msrp.cnt.flg", Some(flag));
     for (h, field) in HEADER_FIELDS {
-        expect(field, c.headers.get(*h).map(str::to_owned));
+        expect(field, c.headers().get(*h).map(str::to_owned));
     }
     // The transaction id appears on the start line and the end-line.
     match got.get("msrp.transaction.id") {
@@ -227,7 +227,10 @@ fn compare(c: &Chunk, got: &BTreeMap<String, Vec<String>>) -> Result<(), String>
         (KnownHeader::ToPath, "msrp.to.path"),
         (KnownHeader::FromPath, "msrp.from.path"),
     ] {
-        let typed = c.headers.path(h).map(|p| huddle_msrp::uri::format_path(&p));
+        let typed = c
+            .headers()
+            .path(h)
+            .map(|p| huddle_msrp::uri::format_path(&p));
         let have = got.get(field).and_then(|v| v.first());
         match (typed, have) {
             (Ok(t), Some(h)) if &t == h => {}
@@ -251,7 +254,7 @@ fn check_byte_range(c: &Chunk) -> Result<(), String> {
     let Some(range) = c.byte_range().map_err(|e| format!("Byte-Range: {e}"))? else {
         return Ok(());
     };
-    let len = c.body.as_ref().map_or(0, Bytes::len) as u64;
+    let len = c.body_len().unwrap_or(0) as u64;
     if let Some(n) = range.len()
         && n != len
     {
@@ -426,7 +429,7 @@ pub(crate) fn corpus() -> Result<Vec<Chunk>, String> {
         .response(StatusCode(401), Some("Unauthorized"))
         .ok_or("no response to AUTH")?;
     challenge
-        .headers
+        .headers_mut()
         .append(
             KnownHeader::WwwAuthenticate,
             "Digest realm=\"127.0.0.1\", nonce=\"n0nce\", qop=\"auth\"",
@@ -437,18 +440,18 @@ pub(crate) fn corpus() -> Result<Vec<Chunk>, String> {
         .response(StatusCode::OK, Some("OK"))
         .ok_or("no response to AUTH")?;
     granted
-        .headers
+        .headers_mut()
         .append(
             KnownHeader::UsePath,
             "msrp://127.0.0.1:2855/s25117x1795314758x78199;tcp",
         )
         .map_err(e)?;
     granted
-        .headers
+        .headers_mut()
         .append(KnownHeader::Expires, "3600")
         .map_err(e)?;
     granted
-        .headers
+        .headers_mut()
         .append(KnownHeader::AuthenticationInfo, "nextnonce=\"abc\"")
         .map_err(e)?;
     out.push(granted);
@@ -497,7 +500,7 @@ mod tests {
         put("msrp.end.line", "-------a786hjs2$");
         put("msrp.cnt.flg", "$");
         for (h, f) in HEADER_FIELDS {
-            if let Some(v) = c.headers.get(*h) {
+            if let Some(v) = c.headers().get(*h) {
                 put(f, v);
             }
         }

@@ -786,7 +786,7 @@ impl MsrpSession {
         };
         // An empty bodiless SEND binds the session (msrplib's bind exchange, RFC 4975
         // §5.4 "SEND with no body"): answer it and report nothing.
-        let Some(body) = chunk.body.as_ref() else {
+        let Some(body) = chunk.body() else {
             respond(self, StatusCode::OK);
             return;
         };
@@ -849,7 +849,7 @@ impl MsrpSession {
                 });
                 self.first_chunks.entry(id).or_insert_with(|| {
                     let mut c = chunk.clone();
-                    c.body = None;
+                    c.set_body(None);
                     Box::new(c)
                 });
             }

@@ -100,7 +100,7 @@ impl TrafficLogger for TracingLogger {
                 tid = %chunk.transaction_id,
                 start = %StartText(chunk),
                 message_id = chunk.message_id().unwrap_or(""),
-                body_len = chunk.body.as_ref().map_or(0, |b| b.len()),
+                body_len = chunk.body_len().unwrap_or(0),
                 flag = %(chunk.flag.as_byte() as char),
                 segment = chunk.segment,
             );
@@ -154,10 +154,10 @@ impl fmt::Display for FrameText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let c = self.0;
         writeln!(f, "MSRP {} {}", c.transaction_id, StartText(c))?;
-        for (name, value) in c.headers.iter() {
+        for (name, value) in c.headers().iter() {
             writeln!(f, "{name}: {value}")?;
         }
-        if let Some(body) = &c.body {
+        if let Some(body) = c.body() {
             writeln!(f)?;
             writeln!(f, "{}", body.escape_ascii())?;
         }

@@ -325,17 +325,13 @@ impl MsrpTransport {
     pub async fn read_chunk(&mut self) -> Result<Chunk, TransportError> {
         if let Some(p) = self.partial.take() {
             // A bounded read left the rest of a chunk: hand it out whole.
-            let len = p.chunk.body_len() - p.offset;
+            let len = p.chunk.body_len().unwrap_or(0) - p.offset;
             let seg = self.next_segment(&p.chunk);
             return Ok(slice_chunk(&p.chunk, p.offset, len, true, seg));
         }
-        let c = self.next_chunk().await?;
+        let mut c = self.next_chunk().await?;
         if c.segment.is_some() {
-            let seg = self.next_segment(&c);
-            return Ok(Chunk {
-                segment: Some(seg),
-                ..c
-            });
+            c.segment = Some(self.next_segment(&c));
         }
         Ok(c)
     }
@@ -350,7 +346,7 @@ impl MsrpTransport {
             Some(p) => (p.chunk, p.offset),
             None => (self.next_chunk().await?, 0),
         };
-        let remaining = chunk.body_len() - offset;
+        let remaining = chunk.body_len().unwrap_or(0) - offset;
         if offset == 0 && remaining <= size && chunk.segment.is_none() {
             return Ok(chunk);
         }
@@ -637,21 +633,11 @@ enum RelayOutcome {
     Granted,
 }
 
-trait BodyLen {
-    fn body_len(&self) -> usize;
-}
-
-impl BodyLen for Chunk {
-    fn body_len(&self) -> usize {
-        self.body.as_ref().map_or(0, Bytes::len)
-    }
-}
-
 /// A virtual chunk: `len` body bytes of `chunk` from `offset` (a zero-copy slice), its
 /// Byte-Range moved accordingly, flag `+` unless `last`, numbered `segment`.
 fn slice_chunk(chunk: &Chunk, offset: usize, len: usize, last: bool, segment: u32) -> Chunk {
-    let body = chunk.body.as_ref().map(|b| b.slice(offset..offset + len));
-    let mut headers = chunk.headers.clone();
+    let body = chunk.body_bytes().map(|b| b.slice(offset..offset + len));
+    let mut headers = chunk.headers().clone();
     if let Ok(Some(r)) = chunk.byte_range() {
         let start = r.start + offset as u64;
         let range = ByteRange {
@@ -662,12 +648,13 @@ fn slice_chunk(chunk: &Chunk, offset: usize, len: usize, last: bool, segment: u3
         // A Byte-Range value never holds CR/LF.
         let _ = headers.set(KnownHeader::ByteRange, &range.to_string());
     }
-    Chunk {
-        transaction_id: chunk.transaction_id.clone(),
-        start: chunk.start.clone(),
+    let mut out = Chunk::new(
+        chunk.transaction_id.clone(),
+        chunk.start.clone(),
         headers,
         body,
-        flag: if last { chunk.flag } else { Flag::More },
-        segment: Some(segment),
-    }
+        if last { chunk.flag } else { Flag::More },
+    );
+    out.segment = Some(segment);
+    out
 }

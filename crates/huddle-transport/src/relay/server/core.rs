@@ -349,21 +349,20 @@ fn make_response(reply: &Reply, status: StatusCode, extra: &[(KnownHeader, Strin
             .append(h, v)
             .expect("header values never contain CR or LF");
     }
-    Chunk {
-        transaction_id: reply.tid.clone(),
-        start: StartLine::Response {
+    Chunk::new(
+        reply.tid.clone(),
+        StartLine::Response {
             status,
             comment: status.canonical_reason().map(str::to_owned),
         },
         headers,
-        body: None,
-        flag: Flag::End,
-        segment: None,
-    }
+        None,
+        Flag::End,
+    )
 }
 
 /// A transaction id whose end-line does not occur in `body` (RFC 4975 §7.1).
-fn fresh_tid(body: Option<&Bytes>) -> TransactionId {
+fn fresh_tid(body: Option<&[u8]>) -> TransactionId {
     loop {
         let tid = TransactionId::random();
         if !body.is_some_and(|b| body_contains_end_line(tid.as_bytes(), b)) {
@@ -377,7 +376,7 @@ fn range_of(chunk: &Chunk) -> String {
         Ok(Some(r)) => r.to_string(),
         // RFC 4975 §7.1.1: without Byte-Range the chunk is the whole message.
         _ => {
-            let len = chunk.body.as_ref().map_or(0, |b| b.len() as u64);
+            let len = chunk.body_len().unwrap_or(0) as u64;
             ByteRange::new(1, len, (chunk.flag == Flag::End).then_some(len)).to_string()
         }
     }
@@ -651,8 +650,8 @@ impl RelayCore {
             StartLine::Response { .. } => return,
         };
         let (Some(to_raw), Some(from_raw)) = (
-            chunk.headers.get(KnownHeader::ToPath),
-            chunk.headers.get(KnownHeader::FromPath),
+            chunk.headers().get(KnownHeader::ToPath),
+            chunk.headers().get(KnownHeader::FromPath),
         ) else {
             // The decoder refuses frames without both paths; nothing to answer to.
             return;
@@ -748,7 +747,7 @@ impl RelayCore {
             prev: Some(conn),
         };
         if streaming {
-            let template = routed.chunk.headers.clone();
+            let template = routed.chunk.headers().clone();
             let start = routed
                 .chunk
                 .byte_range()
@@ -849,9 +848,9 @@ impl RelayCore {
         let mut fwd = fwd;
         let range = chunk.byte_range().ok().flatten();
         // Invariant: both values were taken from decoded headers.
-        let _ = chunk.headers.set(KnownHeader::ToPath, &fwd.to);
-        let _ = chunk.headers.set(KnownHeader::FromPath, &fwd.from);
-        chunk.transaction_id = fresh_tid(chunk.body.as_ref());
+        let _ = chunk.headers_mut().set(KnownHeader::ToPath, &fwd.to);
+        let _ = chunk.headers_mut().set(KnownHeader::FromPath, &fwd.from);
+        chunk.transaction_id = fresh_tid(chunk.body());
         chunk.segment = None;
         if let Some(r) = range {
             fwd.next_start = r.end.map_or(fwd.next_start, |e| e + 1);
@@ -888,14 +887,13 @@ impl RelayCore {
         let _ = headers.set(KnownHeader::ToPath, &fwd.to);
         let _ = headers.set(KnownHeader::FromPath, &fwd.from);
         let body = Bytes::new();
-        let chunk = Chunk {
-            transaction_id: fresh_tid(Some(&body)),
-            start: StartLine::Request(Method::SEND),
+        let chunk = Chunk::new(
+            fresh_tid(Some(&body)),
+            StartLine::Request(Method::SEND),
             headers,
-            body: Some(body),
-            flag: Flag::Abort,
-            segment: None,
-        };
+            Some(body),
+            Flag::Abort,
+        );
         self.transmit(fwd.dest, chunk);
     }
 
@@ -1113,11 +1111,11 @@ impl RelayCore {
     fn route(&mut self, mut chunk: Chunk, mut source: Source) -> Result<Routed, StatusCode> {
         loop {
             let to_raw = chunk
-                .headers
+                .headers()
                 .get(KnownHeader::ToPath)
                 .ok_or(StatusCode::BAD_REQUEST)?;
             let from_raw = chunk
-                .headers
+                .headers()
                 .get(KnownHeader::FromPath)
                 .ok_or(StatusCode::BAD_REQUEST)?;
             let to = parse_path(to_raw).map_err(|_| StatusCode::BAD_REQUEST)?;
@@ -1147,11 +1145,11 @@ impl RelayCore {
             let report_to = from_raw.to_owned();
             let new_from = format!("{hop} {from_raw}");
             chunk
-                .headers
+                .headers_mut()
                 .set(KnownHeader::ToPath, &new_to)
                 .map_err(|_| StatusCode::BAD_REQUEST)?;
             chunk
-                .headers
+                .headers_mut()
                 .set(KnownHeader::FromPath, &new_from)
                 .map_err(|_| StatusCode::BAD_REQUEST)?;
             if to_client {
@@ -1233,7 +1231,7 @@ impl RelayCore {
             }
             PendingKind::RelayBack(reply) => {
                 let extra: Vec<(KnownHeader, String)> = chunk
-                    .headers
+                    .headers()
                     .iter()
                     .filter_map(|(n, v)| {
                         let k = n.known_header()?;

@@ -558,12 +558,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             match codec.decode(&mut buf) {
                 Ok(Some(item)) => {
                     let end_of_frame = codec.is_idle();
-                    let size = item
-                        .as_ref()
-                        .ok()
-                        .and_then(|c| c.body.as_ref())
-                        .map_or(0, |b| b.len())
-                        + 512;
+                    let size = item.as_ref().ok().and_then(|c| c.body_len()).unwrap_or(0) + 512;
                     let permits = size.min(budget) as u32;
                     let Ok(permit) = credit.clone().acquire_many_owned(permits).await else {
                         return;
