@@ -24,12 +24,15 @@ use crate::model::{
 use crate::ns;
 use crate::xml::{
     Attribute, Binding, Element, Limits, Node, XML_NS, declaration, finish_element,
-    forbidden_control, is_xml_char, lookup, namespace_binding, push_text, split_qname,
+    forbidden_control, is_xml_char, lookup, push_text,
 };
 
 /// Decodes one `<iq/>` document, or `None` when the tree reader must decide (malformed
 /// or unusual input: the tree reader then gives the error, or the value).
-pub(crate) fn iq(input: &[u8], limits: &Limits, reg: &Registry) -> Option<Iq> {
+///
+/// An address equal to one of `known` is a clone of it (JID equality is string
+/// equality, and a known JID is valid), not a new allocation.
+pub(crate) fn iq(input: &[u8], limits: &Limits, reg: &Registry, known: &[&Jid]) -> Option<Iq> {
     let mut t = Lexer::new(input, limits)?;
     let Tok::Start {
         name: "iq",
@@ -46,8 +49,8 @@ pub(crate) fn iq(input: &[u8], limits: &Limits, reg: &Registry) -> Option<Iq> {
     // RFC 6120 §8.1.3, §8.2.3: 'type' and 'id' are REQUIRED.
     let kind = IqType::from_wire(t.attr("type")?)?;
     let id = t.attr("id")?.to_owned();
-    let from = jid(t.attr("from"))?;
-    let to = jid(t.attr("to"))?;
+    let from = jid(t.attr("from"), known)?;
+    let to = jid(t.attr("to"), known)?;
     let lang = t.attr_ns(XML_NS, "lang").map(str::to_owned);
     let mut jingle: Option<Box<Jingle>> = None;
     let mut error: Option<Box<StanzaError>> = None;
@@ -58,7 +61,7 @@ pub(crate) fn iq(input: &[u8], limits: &Limits, reg: &Registry) -> Option<Iq> {
                 Tok::Start { name, ns, empty } => {
                     run.reset();
                     if name == "jingle" && ns == ns::JINGLE && jingle.is_none() {
-                        jingle = Some(Box::new(self::jingle(&mut t, empty, reg)?));
+                        jingle = Some(self::jingle(&mut t, empty, reg, known)?);
                     } else if name == "error" && ns == client_ns && error.is_none() {
                         let el = t.element(name, ns, empty)?;
                         error = Some(Box::new(StanzaError::decode(el).ok()?));
@@ -94,12 +97,13 @@ pub(crate) fn iq(input: &[u8], limits: &Limits, reg: &Registry) -> Option<Iq> {
 }
 
 /// The `<jingle/>` whose start tag was just read.
-fn jingle(t: &mut Lexer<'_>, empty: bool, reg: &Registry) -> Option<Jingle> {
+fn jingle(t: &mut Lexer<'_>, empty: bool, reg: &Registry, known: &[&Jid]) -> Option<Box<Jingle>> {
     // XEP-0166 §7.1: 'action' and 'sid' are REQUIRED.
     let action = Action::from_wire(t.attr("action")?.as_bytes())?;
-    let mut j = Jingle::new(action, t.attr("sid")?);
-    j.initiator = jid(t.attr("initiator"))?;
-    j.responder = jid(t.attr("responder"))?;
+    // Built in place: a `Jingle` is large, moving it into a box afterwards copies it.
+    let mut j = Box::new(Jingle::new(action, t.attr("sid")?));
+    j.initiator = jid(t.attr("initiator"), known)?;
+    j.responder = jid(t.attr("responder"), known)?;
     if empty {
         return Some(j);
     }
@@ -157,10 +161,13 @@ fn content(t: &mut Lexer<'_>, empty: bool, reg: &Registry) -> Option<Content> {
 }
 
 /// An optional JID attribute: `Some(None)` when absent, `None` when invalid.
-fn jid(value: Option<&str>) -> Option<Option<Jid>> {
+fn jid(value: Option<&str>, known: &[&Jid]) -> Option<Option<Jid>> {
     match value {
         None => Some(None),
-        Some(v) => Jid::new(v).ok().map(Some),
+        Some(v) => match known.iter().find(|j| j.as_str() == v) {
+            Some(j) => Some(Some((*j).clone())),
+            None => Jid::new(v).ok().map(Some),
+        },
     }
 }
 
@@ -187,13 +194,63 @@ const MAX_OPEN: usize = 16;
 const MAX_BINDINGS: usize = 16;
 const MAX_ATTRS: usize = 16;
 
-/// An attribute of the tag the lexer just read, its value as written (escaped).
+/// An attribute of the tag the lexer just read, its value as written (it holds no
+/// references).
 #[derive(Debug, Clone, Copy, Default)]
 struct RawAttr<'a> {
+    qname: &'a str,
+    prefix: Option<&'a str>,
+    /// A namespace declaration (dropped once the tag is read).
+    declares: bool,
+    /// The resolved namespace.
     ns: &'a str,
     name: &'a str,
     value: &'a str,
 }
+
+/// A qualified name and its parts.
+#[derive(Debug, Clone, Copy)]
+struct Name<'a> {
+    qname: &'a str,
+    prefix: Option<&'a str>,
+    local: &'a str,
+}
+
+/// Byte classes for the lexer's loops.
+const OTHER: u8 = 0;
+const NAME_START: u8 = 1;
+const NAME: u8 = 2;
+const COLON: u8 = 3;
+const LT: u8 = 4;
+/// In text: a reference, a CR to normalize, a possible `]]>`.
+const TEXT_SPECIAL: u8 = 5;
+/// A reference (`&`): special in text and in attribute values.
+const VALUE_SPECIAL: u8 = 6;
+
+static CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = if b.is_ascii_alphabetic() || b == b'_' {
+            NAME_START
+        } else if b.is_ascii_digit() || b == b'-' || b == b'.' {
+            NAME
+        } else if b == b':' {
+            COLON
+        } else if b == b'<' {
+            LT
+        } else if b == b'&' {
+            VALUE_SPECIAL
+        } else if b == b'\r' || b == b']' {
+            TEXT_SPECIAL
+        } else {
+            OTHER
+        };
+        c += 1;
+    }
+    t
+};
 
 /// What [`Lexer::next`] read (as the tree reader's `Token`).
 #[derive(Debug)]
@@ -300,10 +357,17 @@ impl<'a> Lexer<'a> {
                 };
             }
             let start = self.pos;
-            let end = b[start..]
-                .iter()
-                .position(|&c| c == b'<')
-                .map_or(b.len(), |i| start + i);
+            // Up to the next '<', noting whether anything needs a closer look.
+            let mut end = start;
+            let mut special = false;
+            while let Some(&c) = b.get(end) {
+                match CLASS[usize::from(c)] {
+                    LT => break,
+                    TEXT_SPECIAL | VALUE_SPECIAL => special = true,
+                    _ => {}
+                }
+                end += 1;
+            }
             self.pos = end;
             let raw = &self.s[start..end];
             if self.depth == 0 {
@@ -313,34 +377,53 @@ impl<'a> Lexer<'a> {
                 }
                 return None;
             }
+            if !special {
+                return Some(Tok::Text(Cow::Borrowed(raw)));
+            }
             return text(raw).map(Tok::Text);
         }
     }
 
     /// A qualified name at `*i`: ASCII letters, digits, `_`, `-`, `.`, at most one
-    /// inner colon (anything else goes to the tree reader).
-    fn name(&self, i: &mut usize) -> Option<&'a str> {
+    /// inner colon (anything else goes to the tree reader). Returns the name and its
+    /// prefix and local part.
+    #[inline(always)]
+    fn name(&self, i: &mut usize) -> Option<Name<'a>> {
         let b = self.s.as_bytes();
         let start = *i;
-        if !matches!(b.get(start)?, b'a'..=b'z' | b'A'..=b'Z' | b'_') {
+        if CLASS[usize::from(*b.get(start)?)] != NAME_START {
             return None;
         }
         let mut end = start + 1;
-        let mut colon = false;
+        let mut colon = None;
         while let Some(&c) = b.get(end) {
-            match c {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => {}
-                b':' if !colon
-                    && matches!(b.get(end + 1), Some(b'a'..=b'z' | b'A'..=b'Z' | b'_')) =>
-                {
-                    colon = true
-                }
+            match CLASS[usize::from(c)] {
+                NAME_START | NAME => {}
+                COLON if colon.is_none() => colon = Some(end),
                 _ => break,
             }
             end += 1;
         }
         *i = end;
-        Some(&self.s[start..end])
+        let qname = &self.s[start..end];
+        Some(match colon {
+            None => Name {
+                qname,
+                prefix: None,
+                local: qname,
+            },
+            Some(c) => {
+                // The local part starts like a name.
+                if CLASS[usize::from(*b.get(c + 1)?)] != NAME_START {
+                    return None;
+                }
+                Name {
+                    qname,
+                    prefix: Some(&self.s[start..c]),
+                    local: &self.s[c + 1..end],
+                }
+            }
+        })
     }
 
     fn start_tag(&mut self) -> Option<Tok<'a>> {
@@ -357,13 +440,14 @@ impl<'a> Lexer<'a> {
             return None;
         }
         let mut i = self.pos + 1;
-        let qname = self.name(&mut i)?;
-        let (prefix, local) = split_qname(qname);
-        if local.len() > self.limits.max_name {
+        let tag = self.name(&mut i)?;
+        if tag.local.len() > self.limits.max_name {
             return None;
         }
-        // The attributes as written (key, value).
+        // The attributes, namespace declarations recorded as they come (they apply to
+        // the whole tag: the names are resolved after the loop).
         let mut n = 0;
+        let mut prefixed = false;
         let empty = loop {
             let before = i;
             while b.get(i).copied().is_some_and(is_space) {
@@ -393,63 +477,66 @@ impl<'a> Lexer<'a> {
                 return None;
             }
             let start = i + 2;
-            let len = b.get(start..)?.iter().position(|&c| c == quote)?;
-            let value = &self.s[start..start + len];
-            i = start + len + 1;
+            // XML 1.0 §3.1 (AttValue): no '<'; references are left to the tree reader.
+            let end = value_end(b, start, quote)?;
+            let value = &self.s[start..end];
+            i = end + 1;
             if n == self.limits.max_attributes || n == MAX_ATTRS {
                 return None;
             }
             // XML 1.0 §3.1 (WFC: Unique Att Spec).
-            if self.attrs[..n].iter().any(|a| a.name == key) {
+            if self.attrs[..n].iter().any(|a| {
+                a.qname.len() == key.qname.len()
+                    && a.qname.as_bytes()[0] == key.qname.as_bytes()[0]
+                    && a.qname == key.qname
+            }) {
                 return None;
             }
+            let declares = match key.prefix {
+                None if key.local == "xmlns" => Some(""),
+                Some("xmlns") => Some(key.local),
+                _ => None,
+            };
+            if let Some(p) = declares {
+                if let Some(binding) = declaration(p, value, depth).ok()? {
+                    if self.bound == MAX_BINDINGS {
+                        return None;
+                    }
+                    self.bindings[self.bound] = binding;
+                    self.bound += 1;
+                }
+            } else if key.local.len() > self.limits.max_name
+                || value.len() > self.limits.max_attribute_value
+            {
+                return None;
+            }
+            prefixed |= key.prefix.is_some() && declares.is_none();
             self.attrs[n] = RawAttr {
+                qname: key.qname,
+                declares: declares.is_some(),
                 ns: "",
-                name: key,
+                name: key.local,
                 value,
+                prefix: key.prefix,
             };
             n += 1;
         };
-        // Namespace declarations first (they apply to the tag's own names).
-        for a in &self.attrs[..n] {
-            if let Some(p) = namespace_binding(a.name)
-                && let Some(binding) = declaration(p, a.value, depth).ok()?
-            {
-                if self.bound == MAX_BINDINGS {
-                    return None;
-                }
-                self.bindings[self.bound] = binding;
-                self.bound += 1;
-            }
-        }
         let bindings = &self.bindings[..self.bound];
-        let ns = lookup(bindings, prefix, true)?;
+        let ns = lookup(bindings, tag.prefix, true)?;
+        // Drop the declarations, resolve prefixed names (Namespaces in XML 1.0 §6.2:
+        // unprefixed attributes are in no namespace).
         let mut kept = 0;
         for j in 0..n {
-            let RawAttr {
-                name: key, value, ..
-            } = self.attrs[j];
-            if namespace_binding(key).is_some() {
+            let a = self.attrs[j];
+            if a.declares {
                 continue;
             }
-            let (aprefix, aname) = split_qname(key);
-            if aname.len() > self.limits.max_name || value.len() > self.limits.max_attribute_value {
-                return None;
-            }
-            let ans = match aprefix {
-                // Namespaces in XML 1.0 §6.2: unprefixed attributes are in no namespace.
-                None => "",
-                Some(_) => lookup(bindings, aprefix, false)?,
+            let ns = if prefixed && a.prefix.is_some() {
+                lookup(bindings, a.prefix, false)?
+            } else {
+                ""
             };
-            // XML 1.0 §3.1 (AttValue): no '<'; references are left to the tree reader.
-            if value.bytes().any(|c| c == b'<' || c == b'&') {
-                return None;
-            }
-            self.attrs[kept] = RawAttr {
-                ns: ans,
-                name: aname,
-                value,
-            };
+            self.attrs[kept] = RawAttr { ns, ..a };
             kept += 1;
         }
         self.attr_count = kept;
@@ -460,11 +547,11 @@ impl<'a> Lexer<'a> {
                 self.root_done = true;
             }
         } else {
-            self.open[self.depth] = qname;
+            self.open[self.depth] = tag.qname;
             self.depth = depth;
         }
         Some(Tok::Start {
-            name: local,
+            name: tag.local,
             ns,
             empty,
         })
@@ -472,9 +559,9 @@ impl<'a> Lexer<'a> {
 
     fn end_tag(&mut self) -> Option<Tok<'a>> {
         let mut i = self.pos + 2;
-        let qname = self.name(&mut i)?;
+        let name = self.name(&mut i)?;
         if self.depth == 0
-            || self.open[self.depth - 1] != qname
+            || self.open[self.depth - 1] != name.qname
             || *self.s.as_bytes().get(i)? != b'>'
         {
             return None;
@@ -547,6 +634,38 @@ impl<'a> Lexer<'a> {
     }
 }
 
+/// The offset of the `quote` closing the attribute value that starts at `start`; `None`
+/// at a '<' or '&' (or the end of the input) first. Eight bytes at a time.
+fn value_end(b: &[u8], start: usize, quote: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of `w` equal to `c` (and maybe of bytes above one: only
+    // the lowest flag is exact, and only the lowest is used).
+    let flags = |w: u64, c: u8| {
+        let x = w ^ (ONES * u64::from(c));
+        x.wrapping_sub(ONES) & !x & HIGH
+    };
+    let mut at = start;
+    while let Some(chunk) = b.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let m = flags(w, quote) | flags(w, b'<') | flags(w, b'&');
+        if m != 0 {
+            let k = at + (m.trailing_zeros() / 8) as usize;
+            return (b[k] == quote).then_some(k);
+        }
+        at += 8;
+    }
+    loop {
+        match *b.get(at)? {
+            c if c == quote => return Some(at),
+            b'<' | b'&' => return None,
+            _ => at += 1,
+        }
+    }
+}
+
 /// Character data as written, unescaped: borrowed unless it holds references; `None`
 /// for what the tree reader must judge (a bad reference, a CR to normalize, `]]>`).
 fn text(raw: &str) -> Option<Cow<'_, str>> {
@@ -605,6 +724,7 @@ mod tests {
 
     use super::iq;
     use crate::ext::Registry;
+    use crate::jid::Jid;
     use crate::model::Iq;
     use crate::xml::{Limits, read_document};
 
@@ -615,7 +735,14 @@ mod tests {
 
     /// Both readers' results, checked to agree.
     fn agree(input: &[u8], limits: &Limits) -> (Option<Iq>, Option<Iq>) {
-        let fast = iq(input, limits, &Registry::default());
+        let fast = iq(input, limits, &Registry::default(), &[]);
+        // Reusing known addresses changes nothing but allocations.
+        let me = Jid::new("me@example.com/res").expect("jid");
+        let romeo = Jid::new("romeo@montague.lit/orchard").expect("jid");
+        assert_eq!(
+            iq(input, limits, &Registry::default(), &[&me, &romeo]),
+            fast
+        );
         let slow = tree(input, limits);
         if fast.is_some() {
             assert_eq!(
@@ -730,6 +857,35 @@ mod tests {
         ] {
             for x in corpus() {
                 agree(x, &limits);
+            }
+        }
+    }
+
+    #[test]
+    fn attribute_values_end_at_their_quote_and_never_hold_lt_or_amp() {
+        let naive = |b: &[u8], start: usize, q: u8| {
+            let k = start
+                + b.get(start..)?
+                    .iter()
+                    .position(|&c| c == q || c == b'<' || c == b'&')?;
+            (b[k] == q).then_some(k)
+        };
+        for len in 0..24 {
+            for at in 0..len {
+                for c in [b'"', b'\'', b'<', b'&', b'a', 0x80 | b'"', 0xe9] {
+                    for other in [None, Some(at + 3)] {
+                        let mut x = vec![b'v'; len];
+                        x[at] = c;
+                        if let Some(o) = other.filter(|&o| o < len) {
+                            x[o] = b'"';
+                        }
+                        for start in 0..len.min(3) {
+                            for q in [b'"', b'\''] {
+                                assert_eq!(super::value_end(&x, start, q), naive(&x, start, q));
+                            }
+                        }
+                    }
+                }
             }
         }
     }

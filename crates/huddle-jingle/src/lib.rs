@@ -111,7 +111,16 @@ impl Codec {
     /// element tree, which gives the precise error. Both ways apply the same limits and
     /// checks and return the same value.
     pub fn parse_iq(&self, input: &[u8]) -> Result<Iq, ParseError> {
-        if let Some(iq) = direct::iq(input, &self.limits, &self.registry) {
+        self.parse_iq_reusing(input, &[])
+    }
+
+    /// [`parse_iq`](Self::parse_iq), reusing `known` addresses: a `from`, `to`,
+    /// `initiator` or `responder` equal to one of them (JIDs are equal when their
+    /// strings are) is a clone of it, a reference count, instead of a newly validated
+    /// and allocated JID. A session manager passes its own JID (the `to` of everything
+    /// it receives) and the sender it heard from last. The value is the same either way.
+    pub fn parse_iq_reusing(&self, input: &[u8], known: &[&Jid]) -> Result<Iq, ParseError> {
+        if let Some(iq) = direct::iq(input, &self.limits, &self.registry, known) {
             return Ok(iq);
         }
         let el = xml::read_document(input, &self.limits)?;

@@ -259,6 +259,9 @@ struct Core {
     initiating: HashMap<Jid, Vec<String>>,
     ids: IdGen,
     generation: u64,
+    /// The sender of the last IQ read by `handle_xml`, whose JID the next one (often
+    /// from the same peer) reuses.
+    last_sender: Option<Jid>,
 }
 
 /// What processing one inbound request did to its session.
@@ -468,6 +471,7 @@ impl SessionManager {
                 initiating: HashMap::default(),
                 ids,
                 generation: 0,
+                last_sender: None,
             },
             sessions: HashMap::default(),
             factories: Vec::new(),
@@ -663,8 +667,17 @@ impl SessionManager {
     /// (XEP-0166 §6.3.2, §7.2: malformed requests and unknown actions); input that is
     /// not XML at all cannot be answered (no id) and is only reported.
     pub fn handle_xml(&mut self, input: &[u8], now: Instant) -> Result<(), ParseError> {
-        // The common case: a valid IQ, decoded without an element tree.
-        if let Ok(iq) = self.core.config.codec.parse_iq(input) {
+        // The common case: a valid IQ, decoded without an element tree, our own JID and
+        // the last sender's reused rather than parsed and allocated again.
+        let me = &self.core.config.jid;
+        let parsed = match &self.core.last_sender {
+            Some(peer) => self.core.config.codec.parse_iq_reusing(input, &[me, peer]),
+            None => self.core.config.codec.parse_iq_reusing(input, &[me]),
+        };
+        if let Ok(iq) = parsed {
+            if iq.from.is_some() {
+                self.core.last_sender.clone_from(&iq.from);
+            }
             self.handle_iq(iq, now);
             return Ok(());
         }
