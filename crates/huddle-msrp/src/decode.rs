@@ -17,7 +17,7 @@ use memchr::memmem;
 
 use crate::chunk::{Chunk, Flag, MAX_TID, Method, StartLine, TransactionId, is_transaction_id};
 use crate::generated::headers::KnownHeader;
-use crate::header::{ByteRange, HeaderError, Headers, WireFields, is_token};
+use crate::header::{ByteRange, HeaderError, Headers, InlineFields, WireFields, is_token};
 use crate::status::StatusCode;
 
 /// Configurable bounds on what one frame may make the decoder hold.
@@ -171,15 +171,18 @@ static IDENT_CHAR: [bool; 256] = {
 /// To-Path and From-Path, as bits of the fast path's set of seen headers.
 const PATHS: u32 = 1 << KnownHeader::ToPath as u32 | 1 << KnownHeader::FromPath as u32;
 
-/// A known header's canonical spelling followed by its colon, as three little-endian
-/// words and the masks of the bytes that belong to it (at most 20 bytes).
+/// A known header's canonical spelling followed by `": "`, as three little-endian
+/// words and the masks of the bytes that belong to it (at most 21 bytes).
 #[derive(Clone, Copy)]
 struct NameKey {
     words: [u64; 3],
     masks: [u64; 3],
-    /// Name and colon.
+    /// Name, colon and space.
     len: usize,
-    header: KnownHeader,
+    /// `None` in an empty slot.
+    header: Option<KnownHeader>,
+    /// Other names share this slot (the `Content-` ones): see [`NAME_TABLE`].
+    more: bool,
 }
 
 /// The multiplier of [`name_slot`]: it sends the 16 distinct six-byte prefixes of the
@@ -193,39 +196,47 @@ const fn name_slot(first_word: u64) -> usize {
     ((first_word & 0xffff_ffff_ffff).wrapping_mul(NAME_HASH) >> 59) as usize
 }
 
-/// [`NameKey`]s of every known header grouped by slot, and where each slot's group
-/// starts and ends in it.
-static NAME_TABLE: ([NameKey; KnownHeader::ALL.len()], [(u8, u8); 32]) = {
-    const fn key(h: KnownHeader) -> NameKey {
-        let name = h.as_str().as_bytes();
-        assert!(name.len() >= 6 && name.len() < 24);
-        let mut words = [0u64; 3];
-        let mut masks = [0u64; 3];
-        let mut i = 0;
-        while i <= name.len() {
-            let byte = if i == name.len() { b':' } else { name[i] };
-            words[i / 8] |= (byte as u64) << (8 * (i % 8));
-            masks[i / 8] |= 0xff << (8 * (i % 8));
-            i += 1;
-        }
-        NameKey {
-            words,
-            masks,
-            len: name.len() + 1,
-            header: h,
-        }
+const fn name_key(h: KnownHeader) -> NameKey {
+    let name = h.as_str().as_bytes();
+    assert!(name.len() >= 6 && name.len() + 2 <= 24);
+    let mut words = [0u64; 3];
+    let mut masks = [0u64; 3];
+    let mut i = 0;
+    while i < name.len() + 2 {
+        let byte = if i == name.len() {
+            b':'
+        } else if i == name.len() + 1 {
+            b' '
+        } else {
+            name[i]
+        };
+        words[i / 8] |= (byte as u64) << (8 * (i % 8));
+        masks[i / 8] |= 0xff << (8 * (i % 8));
+        i += 1;
     }
+    NameKey {
+        words,
+        masks,
+        len: name.len() + 2,
+        header: Some(h),
+        more: false,
+    }
+}
+
+/// Every known header's [`NameKey`] grouped by slot, and where each slot's group
+/// starts and ends in it (in the order of `KnownHeader::ALL`, so Content-Type comes
+/// first among the `Content-`s).
+static NAME_TABLE: ([NameKey; KnownHeader::ALL.len()], [(u8, u8); 32]) = {
     let all = KnownHeader::ALL;
-    let mut keys = [key(KnownHeader::ToPath); KnownHeader::ALL.len()];
+    let mut keys = [name_key(KnownHeader::ToPath); KnownHeader::ALL.len()];
     let mut slots = [(0u8, 0u8); 32];
     let mut n = 0;
     let mut slot = 0;
     while slot < 32 {
         let begin = n;
-        // In the order of `ALL`, so Content-Type comes first among the `Content-`s.
         let mut i = 0;
         while i < all.len() {
-            let k = key(all[i]);
+            let k = name_key(all[i]);
             if name_slot(k.words[0]) == slot {
                 keys[n] = k;
                 n += 1;
@@ -238,8 +249,32 @@ static NAME_TABLE: ([NameKey; KnownHeader::ALL.len()], [(u8, u8); 32]) = {
     (keys, slots)
 };
 
-/// The known header whose canonical name and colon start the line at `h[pos]`, and
-/// where the colon ends; `None` for any other line, and when fewer than 24 bytes are
+/// The first [`NameKey`] of each slot, marked when others follow it.
+static FIRST_NAMES: [NameKey; 32] = {
+    let (keys, slots) = &NAME_TABLE;
+    let empty = NameKey {
+        words: [0; 3],
+        masks: [0; 3],
+        len: 0,
+        header: None,
+        more: false,
+    };
+    let mut first = [empty; 32];
+    let mut slot = 0;
+    while slot < 32 {
+        let (begin, end) = slots[slot];
+        if begin < end {
+            first[slot] = keys[begin as usize];
+            first[slot].more = end - begin > 1;
+        }
+        slot += 1;
+    }
+    first
+};
+
+/// The known header whose canonical name, colon and one space start the line at
+/// `h[pos]`, and where its value starts; `None` for any other line (another spelling,
+/// no space or a second one, an extension header), and when fewer than 24 bytes are
 /// left to look at.
 #[inline(always)]
 fn known_name_at(h: &[u8], pos: usize) -> Option<(KnownHeader, usize)> {
@@ -250,18 +285,30 @@ fn known_name_at(h: &[u8], pos: usize) -> Option<(KnownHeader, usize)> {
         (x >> 64) as u64,
         u64::from_le_bytes(c[16..].try_into().expect("8 bytes")),
     ];
-    let (keys, slots) = &NAME_TABLE;
-    let (begin, end) = slots[name_slot(w[0])];
-    for k in &keys[usize::from(begin)..usize::from(end)] {
-        if ((w[0] ^ k.words[0]) & k.masks[0])
+    let is = |k: &NameKey| {
+        ((w[0] ^ k.words[0]) & k.masks[0])
             | ((w[1] ^ k.words[1]) & k.masks[1])
             | ((w[2] ^ k.words[2]) & k.masks[2])
             == 0
-        {
-            return Some((k.header, pos + k.len));
-        }
+    };
+    let slot = name_slot(w[0]);
+    let first = &FIRST_NAMES[slot];
+    let k = if is(first) {
+        first
+    } else if first.more {
+        let (keys, slots) = &NAME_TABLE;
+        let (begin, end) = slots[slot];
+        keys[usize::from(begin) + 1..usize::from(end)]
+            .iter()
+            .find(|k| is(k))?
+    } else {
+        return None;
+    };
+    // A second blank before the value: the general path skips it.
+    if c[k.len] == b' ' {
+        return None;
     }
-    None
+    Some((k.header?, pos + k.len))
 }
 
 /// A parsed start line and header block.
@@ -462,7 +509,7 @@ impl Decoder {
             };
             (start, eol + 2)
         };
-        let mut fields = WireFields::new();
+        let mut fields = InlineFields::new();
         // Which known headers were seen, one bit each.
         let mut seen = 0u32;
         let mut range = None;
@@ -498,7 +545,7 @@ impl Decoder {
                     return Some(Chunk::decoded(
                         transaction_id,
                         start,
-                        Headers::decoded(frame, fields),
+                        Headers::decoded_inline(frame, fields),
                         (body_start, at),
                         flag,
                     ));
@@ -517,29 +564,23 @@ impl Decoder {
                 return Some(Chunk::new(
                     transaction_id,
                     start,
-                    Headers::decoded(frame, fields),
+                    Headers::decoded_inline(frame, fields),
                     None,
                     flag,
                 ));
             }
-            // RFC 4975 §9 `header = hname ":" SP hval CRLF`; leading blanks of the value
-            // are tolerated (real peers write `Name:value`), as on the general path.
-            let (name, mut v) = known_name_at(h, pos)?;
-            if h[v] == b' ' {
-                v += 1;
-            }
-            // The name and colon are plain text: the scan starts at the value.
+            // RFC 4975 §9 `header = hname ":" SP hval CRLF`. Other blanks before the
+            // value (tolerated: real peers write `Name:value`) take the general path.
+            let (name, v) = known_name_at(h, pos)?;
+            // The name, colon and space are plain text: the scan starts at the value.
             let eol = plain_line_end(h, v)?;
-            while v < eol && h[v] == b' ' {
-                v += 1;
-            }
             lines += 1;
             seen |= 1 << name as u32;
             if name == KnownHeader::ByteRange && range.is_none() {
                 range = Some(ByteRange::parse_bytes(&h[v..eol])?);
             }
             // `h` is shorter than 64 KiB.
-            if !fields.push_inline(name, v as u16, eol as u16) {
+            if !fields.push(name, v as u16, eol as u16) {
                 return None;
             }
             pos = eol + 2;
@@ -1170,10 +1211,11 @@ fn block_is_plain_text(block: &[u8], crlfs: usize) -> bool {
 /// else, and when fewer than eight bytes are left to look at.
 #[inline(always)]
 fn plain_line_end(b: &[u8], mut i: usize) -> Option<usize> {
-    // Bit 7 of each byte below 0x20 (`b - 0x20` wraps; nothing borrows into it from
-    // lower bytes that are not flagged themselves), of each non-ASCII byte, and of DEL
-    // (0x7f + 1). Borrows and carries only affect bytes above the lowest flagged one.
-    let flags = |w: u64| (w.wrapping_sub(ONES * 0x20) | w | w.wrapping_add(ONES)) & HIGH;
+    // Bit 7 is set in `b + 1` for 0x7f..=0xfe and in `b - 0x20` for bytes below 0x20
+    // (it wraps) and for 0xa0..=0xff, so in one of them for every byte that is not
+    // printable ASCII, and in neither for 0x20..=0x7e. Only flagged bytes (below 0x20,
+    // 0xff) carry or borrow into the byte above, so the lowest flagged byte is exact.
+    let flags = |w: u64| (w.wrapping_add(ONES) | w.wrapping_sub(ONES * 0x20)) & HIGH;
     let found = |at: usize| (b.get(at..at + 2) == Some(b"\r\n")).then_some(at);
     // Sixteen bytes a step while they last (header lines are 20 to 60 bytes long).
     while let Some(c) = b.get(i..i + 16) {
@@ -1430,6 +1472,9 @@ mod tests {
                         (b'\t', b'a'),
                         (0x7f, b'a'),
                         (0xc3, 0xa9),
+                        (0x80, b'a'),
+                        (0x9f, 0xa0),
+                        (0x1f, b'a'),
                         (0xff, b'\r'),
                     ] {
                         let mut b = vec![b'a'; len];
@@ -1583,7 +1628,7 @@ mod tests {
     }
 
     #[test]
-    fn names_at_line_starts_are_found_only_when_canonical_with_their_colon() {
+    fn names_at_line_starts_are_found_only_when_canonical_with_colon_and_space() {
         let pad = |b: &[u8]| {
             let mut l = b.to_vec();
             l.extend_from_slice(b" value that is long enough\r\n");
@@ -1594,11 +1639,22 @@ mod tests {
             let mut line = name.to_vec();
             line.push(b':');
             let colon_end = line.len();
-            assert_eq!(known_name_at(&pad(&line), 0), Some((h, colon_end)), "{h:?}");
+            assert_eq!(
+                known_name_at(&pad(&line), 0),
+                Some((h, colon_end + 1)),
+                "{h:?}"
+            );
             // At an offset, as in a head.
             let mut head = b"MSRP abcd SEND\r\n".to_vec();
             head.extend_from_slice(&pad(&line));
-            assert_eq!(known_name_at(&head, 16), Some((h, 16 + colon_end)));
+            assert_eq!(known_name_at(&head, 16), Some((h, 16 + colon_end + 1)));
+            // Without the space after the colon, or with a second one: the general path.
+            let mut tight = line.clone();
+            tight.extend_from_slice(b"value that is long enough\r\n");
+            assert_eq!(known_name_at(&tight, 0), None, "{h:?}");
+            let mut wide = line.clone();
+            wide.push(b' ');
+            assert_eq!(known_name_at(&pad(&wide), 0), None, "{h:?}");
             // Without its colon, in another case, or with any one byte changed (the
             // colon included), it is not this header; the general path decides.
             assert_eq!(known_name_at(&pad(name), 0), None, "{h:?}");

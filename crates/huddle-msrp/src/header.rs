@@ -278,6 +278,18 @@ impl Headers {
         }
     }
 
+    /// A decoded list from the decoder's fast path: `fields` refer to `head` by offset.
+    #[inline(always)]
+    pub(crate) fn decoded_inline(head: Bytes, fields: InlineFields) -> Self {
+        Headers {
+            head,
+            list: List::Inline {
+                len: fields.len,
+                fields: fields.fields,
+            },
+        }
+    }
+
     /// A decoded list: `fields` refer to `head` by offset.
     pub(crate) fn decoded(head: Bytes, fields: WireFields) -> Self {
         Headers {
@@ -432,6 +444,35 @@ impl Headers {
     pub fn path(&self, h: KnownHeader) -> Result<Vec<MsrpUri>, HeaderError> {
         let v = self.get(h).ok_or(HeaderError::Missing(h))?;
         Ok(parse_path(v)?)
+    }
+}
+
+/// The decoder's fast path: up to eight canonical known headers of a head block shorter
+/// than 64 KiB, before the block is handed to [`Headers::decoded_inline`].
+pub(crate) struct InlineFields {
+    len: u8,
+    fields: [InlineField; INLINE_FIELDS],
+}
+
+impl InlineFields {
+    pub(crate) fn new() -> Self {
+        InlineFields {
+            len: 0,
+            fields: [EMPTY_FIELD; INLINE_FIELDS],
+        }
+    }
+
+    /// Appends the canonically spelled known header `name` whose value is
+    /// `head[start..end]`, validated UTF-8 text without CR or LF; false when the table
+    /// is full.
+    #[inline(always)]
+    pub(crate) fn push(&mut self, name: KnownHeader, start: u16, end: u16) -> bool {
+        let Some(f) = self.fields.get_mut(usize::from(self.len)) else {
+            return false;
+        };
+        *f = InlineField { name, start, end };
+        self.len += 1;
+        true
     }
 }
 
