@@ -69,9 +69,9 @@ impl SessionAdapter {
                 sid,
                 new: SessionState::Active,
                 ..
-            } => self.connection_up(Key::Jingle(sid.clone()), &mut out),
+            } => self.connection_up(Key::Jingle(sid.to_string()), &mut out),
             jingle::Event::Terminated { sid, .. } => {
-                self.connection_down(&Key::Jingle(sid.clone()), &mut out);
+                self.connection_down(&Key::Jingle(sid.to_string()), &mut out);
             }
             _ => {}
         }

@@ -52,7 +52,7 @@ fn run_accepting(sim: &mut Sim<JingleNode>, acceptor: usize) -> Result<(), Harne
         let incoming: Vec<String> = n.events[seen..]
             .iter()
             .filter_map(|e| match e {
-                Event::Incoming { sid, .. } => Some(sid.clone()),
+                Event::Incoming { sid, .. } => Some(sid.to_string()),
                 _ => None,
             })
             .collect();
@@ -73,7 +73,7 @@ fn terminated(n: &JingleNode) -> Vec<(String, Option<ReasonCondition>)> {
         .iter()
         .filter_map(|e| match e {
             Event::Terminated { sid, reason, .. } => {
-                Some((sid.clone(), reason.as_ref().map(|r| r.condition)))
+                Some((sid.to_string(), reason.as_ref().map(|r| r.condition)))
             }
             _ => None,
         })

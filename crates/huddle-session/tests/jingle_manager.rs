@@ -34,7 +34,7 @@ fn incoming_initiate_is_acknowledged_then_announced_and_accept_goes_active() {
     let ev = events(&mut m);
     assert!(matches!(&ev[0], Event::Created { sid, initiator: false, .. } if sid == "s1"));
     assert!(ev.iter().any(
-        |e| matches!(e, Event::Incoming { description_types, .. } if description_types == &["test"])
+        |e| matches!(e, Event::Incoming { description_types, .. } if **description_types == ["test"])
     ));
     assert_eq!(
         m.session("s1").map(|s| s.state()),

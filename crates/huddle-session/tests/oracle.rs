@@ -260,7 +260,7 @@ impl Driver {
         let (sid, v) = match e {
             Event::Created { sid, initiator, .. } => {
                 self.flags.insert(
-                    sid.clone(),
+                    sid.to_string(),
                     state_flags(
                         SessionState::Starting,
                         ConnectionState::Starting,
@@ -282,7 +282,7 @@ impl Driver {
                 json!({"event": "outgoing", "state": "pending", "isInitiator": true}),
             ),
             Event::Terminated { sid, reason, .. } => {
-                if let Some(f) = self.flags.get_mut(&sid) {
+                if let Some(f) = self.flags.get_mut(sid.as_str()) {
                     f["state"] = json!("ended");
                     f["pendingAction"] = json!(false);
                 }
@@ -300,8 +300,8 @@ impl Driver {
                 json!({"event": "error", "condition": e.condition.as_str(), "jingleCondition": e.jingle_condition.map(|c| c.as_str())}),
             ),
             Event::StateChanged { sid, old, new } => {
-                if self.watch_all || self.watching.contains(&sid) {
-                    let evs = self.t.events.entry(sid.clone()).or_default();
+                if self.watch_all || self.watching.contains(sid.as_str()) {
+                    let evs = self.t.events.entry(sid.to_string()).or_default();
                     evs.push(json!({"event": "change:sessionState", "value": new.as_str()}));
                     evs.push(json!({"event": format!("change:{}", new.as_str()), "value": true}));
                     evs.push(json!({"event": format!("change:{}", old.as_str()), "value": false}));
@@ -309,8 +309,8 @@ impl Driver {
                 return;
             }
             Event::ConnectionStateChanged { sid, old, new } => {
-                if self.watch_all || self.watching.contains(&sid) {
-                    let evs = self.t.events.entry(sid.clone()).or_default();
+                if self.watch_all || self.watching.contains(sid.as_str()) {
+                    let evs = self.t.events.entry(sid.to_string()).or_default();
                     evs.push(json!({"event": "change:connectionState", "value": new.as_str()}));
                     evs.push(json!({"event": format!("change:{}", new.as_str()), "value": true}));
                     evs.push(json!({"event": format!("change:{}", old.as_str()), "value": false}));
@@ -319,7 +319,7 @@ impl Driver {
             }
             _ => return,
         };
-        self.t.events.entry(sid).or_default().push(v);
+        self.t.events.entry(sid.into()).or_default().push(v);
     }
 
     /// `m.process(iq)` with an IQ in jingle.js's JSON shape.
@@ -862,7 +862,7 @@ fn crossed(sid_a: &str, sid_b: &str, app_a: &str, app_b: &str) -> Trace {
                 ..
             } = e
             {
-                events.entry(sid).or_default().push(json!({"event": "terminated", "isInitiator": initiator, "reason": opt_reason_json(&reason)}));
+                events.entry(sid.into()).or_default().push(json!({"event": "terminated", "isInitiator": initiator, "reason": opt_reason_json(&reason)}));
             }
         }
     }

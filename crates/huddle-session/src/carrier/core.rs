@@ -940,7 +940,7 @@ impl CarrierManager {
     fn pump(&mut self) {
         while let Some(e) = self.jingle.poll_event() {
             match e {
-                jingle::Event::Incoming { sid, peer, .. } => self.on_incoming(sid, peer),
+                jingle::Event::Incoming { sid, peer, .. } => self.on_incoming(sid.into(), peer),
                 jingle::Event::Received { sid, jingle }
                     if jingle.action == Action::SessionAccept =>
                 {

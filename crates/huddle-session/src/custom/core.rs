@@ -1007,9 +1007,9 @@ impl CustomSessions {
 
     fn on_jingle(&mut self, ev: jingle::Event) {
         match ev {
-            jingle::Event::Incoming { sid, peer, .. } => self.on_incoming(sid, peer),
+            jingle::Event::Incoming { sid, peer, .. } => self.on_incoming(sid.into(), peer),
             jingle::Event::Received { sid, jingle } => {
-                let Some(&id) = self.by_sid.get(&sid) else {
+                let Some(&id) = self.by_sid.get(sid.as_str()) else {
                     return;
                 };
                 match jingle.action {
@@ -1026,7 +1026,7 @@ impl CustomSessions {
                 }
             }
             jingle::Event::RequestAcknowledged { sid, action } => {
-                let Some(&id) = self.by_sid.get(&sid) else {
+                let Some(&id) = self.by_sid.get(sid.as_str()) else {
                     return;
                 };
                 match action {
@@ -1044,7 +1044,7 @@ impl CustomSessions {
                 action,
                 failure,
             } => {
-                let Some(&id) = self.by_sid.get(&sid) else {
+                let Some(&id) = self.by_sid.get(sid.as_str()) else {
                     return;
                 };
                 if action == Action::SessionInfo {

@@ -84,14 +84,14 @@ impl JingleNode {
                     *self
                         .ledger
                         .outcomes
-                        .entry((sid.clone(), *action))
+                        .entry((sid.to_string(), *action))
                         .or_default() += 1;
                 }
                 Event::RequestFailed { sid, action, .. } => {
                     *self
                         .ledger
                         .outcomes
-                        .entry((sid.clone(), *action))
+                        .entry((sid.to_string(), *action))
                         .or_default() += 1;
                 }
                 _ => {}

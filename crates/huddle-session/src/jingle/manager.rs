@@ -8,6 +8,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use huddle_jingle::{
@@ -19,6 +20,7 @@ use thiserror::Error;
 use super::handler::{ApplicationHandler, BaseHandler, HandlerFactory, Verdict};
 use super::ids::IdGen;
 use super::session::{ConnectionState, Session, SessionState, is_tie_break_action};
+use super::sid::Sid;
 use super::tiebreak::{TieBreakRule, functionally_equivalent};
 
 /// How long a request waits for its reply before the session ends with `timeout`.
@@ -65,7 +67,7 @@ pub enum Event {
     /// outgoing: on `start`). The seed's `createdSession`.
     Created {
         /// The session id.
-        sid: String,
+        sid: Sid,
         /// The other party.
         peer: Jid,
         /// Whether we are the initiator.
@@ -74,25 +76,26 @@ pub enum Event {
     /// A session-initiate was acknowledged: accept or decline it.
     Incoming {
         /// The session id.
-        sid: String,
+        sid: Sid,
         /// The initiator.
         peer: Jid,
-        /// The offered application formats (description namespaces).
-        description_types: Vec<String>,
+        /// The offered application formats (description namespaces), shared with
+        /// [`Session::description_types`].
+        description_types: Arc<[String]>,
         /// The offered transport methods.
-        transport_types: Vec<String>,
+        transport_types: Arc<[String]>,
     },
     /// Our session-initiate was queued for sending.
     Outgoing {
         /// The session id.
-        sid: String,
+        sid: Sid,
         /// The responder.
         peer: Jid,
     },
     /// The session's state changed.
     StateChanged {
         /// The session id.
-        sid: String,
+        sid: Sid,
         /// The state before.
         old: SessionState,
         /// The state now.
@@ -101,7 +104,7 @@ pub enum Event {
     /// The connection state the application reported changed.
     ConnectionStateChanged {
         /// The session id.
-        sid: String,
+        sid: Sid,
         /// The state before.
         old: ConnectionState,
         /// The state now.
@@ -111,14 +114,14 @@ pub enum Event {
     /// session-terminate, which have their own events).
     Received {
         /// The session id.
-        sid: String,
+        sid: Sid,
         /// The action as received.
         jingle: Box<Jingle>,
     },
     /// A request we sent was acknowledged with an IQ-result.
     RequestAcknowledged {
         /// The session id.
-        sid: String,
+        sid: Sid,
         /// The action of the request.
         action: Action,
     },
@@ -127,7 +130,7 @@ pub enum Event {
     /// ends in exactly one of the two (session-terminate excepted: nothing waits for it).
     RequestFailed {
         /// The session id.
-        sid: String,
+        sid: Sid,
         /// The action of the request.
         action: Action,
         /// What happened.
@@ -136,7 +139,7 @@ pub enum Event {
     /// The session ended and is forgotten.
     Terminated {
         /// The session id.
-        sid: String,
+        sid: Sid,
         /// The other party.
         peer: Jid,
         /// Whether we were the initiator.
@@ -203,7 +206,7 @@ pub enum SessionError {
 /// A request we sent and whose reply we wait for.
 #[derive(Debug)]
 struct Outstanding {
-    sid: String,
+    sid: Sid,
     generation: u64,
     action: Action,
     peer: Jid,
@@ -256,7 +259,7 @@ struct Core {
     outstanding: HashMap<String, Outstanding>,
     deadlines: BinaryHeap<Reverse<(Instant, String)>>,
     /// Sessions whose session-initiate is unanswered, by peer (tie-break candidates).
-    initiating: HashMap<Jid, Vec<String>>,
+    initiating: HashMap<Jid, Vec<Sid>>,
     ids: IdGen,
     generation: u64,
     /// The sender of the last IQ read by `handle_xml`, whose JID the next one (often
@@ -283,7 +286,7 @@ pub struct SessionManager {
     core: Core,
     /// Boxed: the table stays small (a slot is a key and a pointer), so lookups touch
     /// less memory and growing it moves less.
-    sessions: HashMap<String, Box<Entry>>,
+    sessions: HashMap<Sid, Box<Entry>>,
     factories: Vec<(String, HandlerFactory)>,
 }
 
@@ -318,7 +321,7 @@ fn bad_request(text: Option<String>) -> StanzaError {
     e
 }
 
-fn namespaces(contents: &[Content]) -> (Vec<String>, Vec<String>) {
+fn namespaces(contents: &[Content]) -> (Arc<[String]>, Arc<[String]>) {
     let d = contents
         .iter()
         .filter_map(|c| c.description.as_ref().map(|d| d.namespace().to_owned()))
@@ -369,7 +372,8 @@ impl Core {
     /// Queues a request of `entry`'s session and tracks its reply.
     fn send_request(&mut self, entry: &mut Entry, mut jingle: Jingle) -> String {
         let action = jingle.action;
-        jingle.sid.clone_from(&entry.session.sid);
+        jingle.sid.clear();
+        jingle.sid.push_str(&entry.session.sid);
         let id = self.ids.uuid();
         let mut iq = Iq::set(id.clone(), jingle);
         iq.from = Some(self.config.jid.clone());
@@ -437,8 +441,7 @@ impl Core {
             }
         }
         self.events.push_back(Event::Terminated {
-            // The entry is dropped below and nothing after this reads its sid: move it.
-            sid: std::mem::take(&mut entry.session.sid),
+            sid: entry.session.sid.clone(),
             peer: entry.session.peer.clone(),
             initiator: entry.session.initiator,
             reason,
@@ -531,7 +534,7 @@ impl SessionManager {
     }
 
     fn handler_for(&mut self, session: &Session) -> Box<dyn ApplicationHandler> {
-        for ns in &session.description_types {
+        for ns in session.description_types.iter() {
             if let Some((_, f)) = self.factories.iter_mut().find(|(n, _)| n == ns) {
                 return f(session);
             }
@@ -809,7 +812,7 @@ impl SessionManager {
                 .reply_error(&iq, bad_request(Some("request without a sender".into())));
         };
         if j.action == Action::SessionInitiate {
-            let (from, sid) = (from.clone(), j.sid.clone());
+            let (from, sid) = (from.clone(), Sid::new(&j.sid));
             return self.handle_initiate(iq, from, sid);
         }
         match self.sessions.get_mut(j.sid.as_str()) {
@@ -830,10 +833,8 @@ impl SessionManager {
                     by_peer,
                 } = process(&mut self.core, e, &mut iq)
                 {
-                    // Look the entry up by its own sid (moved out, then back: no copy).
-                    let sid = std::mem::take(&mut e.session.sid);
-                    if let Some(mut entry) = self.sessions.remove(&sid) {
-                        entry.session.sid = sid;
+                    let sid = e.session.sid.clone();
+                    if let Some(entry) = self.sessions.remove(sid.as_str()) {
                         self.core.finish(entry, reason, silent, by_peer);
                     }
                 }
@@ -847,9 +848,9 @@ impl SessionManager {
         }
     }
 
-    fn handle_initiate(&mut self, mut iq: Iq, from: Jid, sid: String) {
+    fn handle_initiate(&mut self, mut iq: Iq, from: Jid, sid: Sid) {
         let Some(j) = iq.jingle.as_ref() else { return };
-        if let Some(e) = self.sessions.get(&sid) {
+        if let Some(e) = self.sessions.get(sid.as_str()) {
             if e.session.peer != from {
                 // A sid already in use with someone else: refuse rather than mix the
                 // two up (jingle.js does the same).
@@ -881,7 +882,7 @@ impl SessionManager {
                 "crossed session-initiate with our sid: theirs wins".into()
             });
             let mut r = Reason::new(ReasonCondition::AlternativeSession);
-            r.alternative_session = Some(sid.clone());
+            r.alternative_session = Some(sid.to_string());
             self.end_entry(&sid, Some(r), true, false);
         }
         // XEP-0166 §6.2: a session-initiate carries one or more contents; a malformed
@@ -930,12 +931,10 @@ impl SessionManager {
                 }
                 // "The party that receives the session-initiate action with the lower of
                 // the two session IDs MUST acknowledge the action": ours will be refused.
-                e.superseded_by = Some(sid.clone());
+                e.superseded_by = Some(sid.to_string());
             }
         }
-        let mut session = Session::new(sid.clone(), from.clone(), false);
-        session.description_types = descriptions;
-        session.transport_types = transports;
+        let session = Session::new(sid.clone(), from.clone(), false, (descriptions, transports));
         let mut entry = self.new_entry(session);
         self.core.events.push_back(Event::Created {
             sid: sid.clone(),
@@ -1009,14 +1008,14 @@ impl SessionManager {
         peer: Jid,
         contents: Vec<Content>,
     ) -> Result<(), SessionError> {
-        if self.sessions.contains_key(&sid) {
+        if self.sessions.contains_key(sid.as_str()) {
             return Err(SessionError::SidInUse(sid));
         }
         if contents.is_empty() {
             return Err(SessionError::NoContents);
         }
-        let mut session = Session::new(sid.clone(), peer.clone(), true);
-        (session.description_types, session.transport_types) = namespaces(&contents);
+        let sid = Sid::from(sid);
+        let session = Session::new(sid.clone(), peer.clone(), true, namespaces(&contents));
         let mut entry = self.new_entry(session);
         self.core.events.push_back(Event::Created {
             sid: sid.clone(),
@@ -1102,7 +1101,7 @@ impl SessionManager {
 
     /// Ends every session with `peer` (reason `gone` when `None`); returns how many.
     pub fn end_peer_sessions(&mut self, peer: &Jid, reason: Option<Reason>, silent: bool) -> usize {
-        let sids: Vec<String> = self
+        let sids: Vec<Sid> = self
             .sessions
             .values()
             .filter(|e| e.session.peer == *peer)
@@ -1113,11 +1112,11 @@ impl SessionManager {
 
     /// Ends every session (reason `gone` when `None`); returns how many.
     pub fn end_all(&mut self, reason: Option<Reason>, silent: bool) -> usize {
-        let sids: Vec<String> = self.sessions.keys().cloned().collect();
+        let sids: Vec<Sid> = self.sessions.keys().cloned().collect();
         self.end_many(sids, reason, silent)
     }
 
-    fn end_many(&mut self, mut sids: Vec<String>, reason: Option<Reason>, silent: bool) -> usize {
+    fn end_many(&mut self, mut sids: Vec<Sid>, reason: Option<Reason>, silent: bool) -> usize {
         sids.sort();
         let reason = reason.unwrap_or_else(|| Reason::new(ReasonCondition::Gone));
         for sid in &sids {
@@ -1167,7 +1166,7 @@ impl SessionManager {
         if old != state {
             entry.session.connection_state = state;
             self.core.events.push_back(Event::ConnectionStateChanged {
-                sid: sid.to_owned(),
+                sid: entry.session.sid.clone(),
                 old,
                 new: state,
             });
@@ -1201,7 +1200,7 @@ impl SessionManager {
 
 /// The live session `sid`, if `ok` says the command fits it.
 fn live<'a>(
-    sessions: &'a mut HashMap<String, Box<Entry>>,
+    sessions: &'a mut HashMap<Sid, Box<Entry>>,
     sid: &str,
     command: &'static str,
     ok: impl Fn(&Session) -> bool,

@@ -1,7 +1,11 @@
 //! One Jingle session as the manager tracks it: identity, protocol state, connection
 //! state and the fields tie-breaking needs (XEP-0166 §5.1, §7.2.16; seed 001).
 
+use std::sync::Arc;
+
 use huddle_jingle::{Action, Jid};
+
+use super::sid::Sid;
 
 /// The overall session state (XEP-0166 §5.1: PENDING, ACTIVE, ENDED), plus `Starting`
 /// for a session that exists locally but has not been initiated yet (seed 001).
@@ -82,18 +86,24 @@ pub fn is_tie_break_action(action: Action) -> bool {
 /// A read-only view of one session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    pub(crate) sid: String,
+    pub(crate) sid: Sid,
     pub(crate) peer: Jid,
     pub(crate) initiator: bool,
     pub(crate) state: SessionState,
     pub(crate) connection_state: ConnectionState,
     pub(crate) pending_action: Option<Action>,
-    pub(crate) description_types: Vec<String>,
-    pub(crate) transport_types: Vec<String>,
+    /// Shared with [`Event::Incoming`](super::Event::Incoming).
+    pub(crate) description_types: Arc<[String]>,
+    pub(crate) transport_types: Arc<[String]>,
 }
 
 impl Session {
-    pub(crate) fn new(sid: String, peer: Jid, initiator: bool) -> Session {
+    pub(crate) fn new(
+        sid: Sid,
+        peer: Jid,
+        initiator: bool,
+        (description_types, transport_types): (Arc<[String]>, Arc<[String]>),
+    ) -> Session {
         Session {
             sid,
             peer,
@@ -101,13 +111,18 @@ impl Session {
             state: SessionState::Starting,
             connection_state: ConnectionState::Starting,
             pending_action: None,
-            description_types: Vec::new(),
-            transport_types: Vec::new(),
+            description_types,
+            transport_types,
         }
     }
 
     /// The session id.
     pub fn sid(&self) -> &str {
+        &self.sid
+    }
+
+    /// The session id, shared (a clone is a reference count).
+    pub fn shared_sid(&self) -> &Sid {
         &self.sid
     }
 
