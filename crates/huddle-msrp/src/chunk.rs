@@ -22,6 +22,8 @@ use crate::uri::{MsrpUri, format_path};
 #[derive(Clone)]
 pub struct TransactionId {
     len: u8,
+    /// The id is `bytes[..len]`; what follows is unspecified and never read (equality,
+    /// hashing and ordering look at [`TransactionId::as_bytes`] only).
     bytes: [u8; MAX_TID],
 }
 
@@ -57,26 +59,14 @@ impl TransactionId {
     }
 
     /// From the first `len` bytes of `window`, checked with [`is_transaction_id`]
-    /// (the decoder's fast path: fixed-size copies instead of a variable one).
+    /// (the decoder's fast path: one fixed-size copy instead of a variable one; the
+    /// bytes past `len` come along and are never read).
     #[inline(always)]
     pub(crate) fn from_window(window: &[u8; MAX_TID], len: usize) -> Self {
         debug_assert!(is_transaction_id(&window[..len]));
-        // The low `k` bytes of a 16-byte word.
-        let keep = |k: usize| match k {
-            0 => 0,
-            1..16 => u128::MAX >> (128 - 8 * k),
-            _ => u128::MAX,
-        };
-        let half = |at: usize| {
-            u128::from_le_bytes(window[at..at + 16].try_into().expect("16 bytes"))
-                & keep(len.saturating_sub(at))
-        };
-        let mut bytes = [0; MAX_TID];
-        bytes[..16].copy_from_slice(&half(0).to_le_bytes());
-        bytes[16..].copy_from_slice(&half(16).to_le_bytes());
         TransactionId {
             len: len as u8,
-            bytes,
+            bytes: *window,
         }
     }
 

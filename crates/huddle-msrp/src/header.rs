@@ -462,6 +462,11 @@ impl InlineFields {
         }
     }
 
+    /// How many headers the table holds.
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
     /// Appends the canonically spelled known header `name` whose value is
     /// `head[start..end]`, validated UTF-8 text without CR or LF; false when the table
     /// is full.
