@@ -198,10 +198,7 @@ const MAX_ATTRS: usize = 16;
 /// references).
 #[derive(Debug, Clone, Copy, Default)]
 struct RawAttr<'a> {
-    qname: &'a str,
     prefix: Option<&'a str>,
-    /// A namespace declaration (dropped once the tag is read).
-    declares: bool,
     /// The resolved namespace.
     ns: &'a str,
     name: &'a str,
@@ -444,10 +441,10 @@ impl<'a> Lexer<'a> {
         if tag.local.len() > self.limits.max_name {
             return None;
         }
-        // The attributes, namespace declarations recorded as they come (they apply to
-        // the whole tag: the names are resolved after the loop).
-        let mut n = 0;
-        let mut prefixed = false;
+        // The attributes; namespace declarations are recorded as they come (they apply
+        // to the whole tag: prefixed names are resolved after the loop).
+        let first_binding = self.bound;
+        let (mut n, mut total, mut prefixed) = (0, 0, false);
         let empty = loop {
             let before = i;
             while b.get(i).copied().is_some_and(is_space) {
@@ -481,65 +478,50 @@ impl<'a> Lexer<'a> {
             let end = value_end(b, start, quote)?;
             let value = &self.s[start..end];
             i = end + 1;
-            if n == self.limits.max_attributes || n == MAX_ATTRS {
+            // The limit counts namespace declarations too.
+            total += 1;
+            if total > self.limits.max_attributes {
                 return None;
             }
-            // XML 1.0 §3.1 (WFC: Unique Att Spec).
-            if self.attrs[..n].iter().any(|a| {
-                a.qname.len() == key.qname.len()
-                    && a.qname.as_bytes()[0] == key.qname.as_bytes()[0]
-                    && a.qname == key.qname
-            }) {
-                return None;
-            }
-            let declares = match key.prefix {
-                None if key.local == "xmlns" => Some(""),
-                Some("xmlns") => Some(key.local),
-                _ => None,
-            };
-            if let Some(p) = declares {
-                if let Some(binding) = declaration(p, value, depth).ok()? {
-                    if self.bound == MAX_BINDINGS {
+            match key.prefix {
+                None if key.local == "xmlns" => self.declare("", value, depth, first_binding)?,
+                Some("xmlns") => self.declare(key.local, value, depth, first_binding)?,
+                _ => {
+                    if n == MAX_ATTRS
+                        || key.local.len() > self.limits.max_name
+                        || value.len() > self.limits.max_attribute_value
+                    {
                         return None;
                     }
-                    self.bindings[self.bound] = binding;
-                    self.bound += 1;
+                    // XML 1.0 §3.1 (WFC: Unique Att Spec), on the names as written.
+                    if self.attrs[..n]
+                        .iter()
+                        .any(|a| a.name == key.local && a.prefix == key.prefix)
+                    {
+                        return None;
+                    }
+                    prefixed |= key.prefix.is_some();
+                    self.attrs[n] = RawAttr {
+                        prefix: key.prefix,
+                        ns: "",
+                        name: key.local,
+                        value,
+                    };
+                    n += 1;
                 }
-            } else if key.local.len() > self.limits.max_name
-                || value.len() > self.limits.max_attribute_value
-            {
-                return None;
             }
-            prefixed |= key.prefix.is_some() && declares.is_none();
-            self.attrs[n] = RawAttr {
-                qname: key.qname,
-                declares: declares.is_some(),
-                ns: "",
-                name: key.local,
-                value,
-                prefix: key.prefix,
-            };
-            n += 1;
         };
         let bindings = &self.bindings[..self.bound];
         let ns = lookup(bindings, tag.prefix, true)?;
-        // Drop the declarations, resolve prefixed names (Namespaces in XML 1.0 §6.2:
-        // unprefixed attributes are in no namespace).
-        let mut kept = 0;
-        for j in 0..n {
-            let a = self.attrs[j];
-            if a.declares {
-                continue;
+        if prefixed {
+            // Namespaces in XML 1.0 §6.2: unprefixed attributes are in no namespace.
+            for a in &mut self.attrs[..n] {
+                if a.prefix.is_some() {
+                    a.ns = lookup(bindings, a.prefix, false)?;
+                }
             }
-            let ns = if prefixed && a.prefix.is_some() {
-                lookup(bindings, a.prefix, false)?
-            } else {
-                ""
-            };
-            self.attrs[kept] = RawAttr { ns, ..a };
-            kept += 1;
         }
-        self.attr_count = kept;
+        self.attr_count = n;
         self.pos = i;
         if empty {
             self.unbind(depth);
@@ -558,21 +540,43 @@ impl<'a> Lexer<'a> {
     }
 
     fn end_tag(&mut self) -> Option<Tok<'a>> {
-        let mut i = self.pos + 2;
-        let name = self.name(&mut i)?;
-        if self.depth == 0
-            || self.open[self.depth - 1] != name.qname
-            || *self.s.as_bytes().get(i)? != b'>'
-        {
+        // `</`, the open element's name as written, `>` (XML 1.0 §3 WFC: Element Type
+        // Match); anything else (even spaces before the `>`) goes to the tree reader.
+        let open = self.open[self.depth.checked_sub(1)?];
+        let at = self.pos + 2;
+        let rest = self.s.as_bytes().get(at..)?;
+        if !rest.starts_with(open.as_bytes()) || rest.get(open.len()) != Some(&b'>') {
             return None;
         }
-        self.pos = i + 1;
+        self.pos = at + open.len() + 1;
         self.unbind(self.depth);
         self.depth -= 1;
         if self.depth == 0 {
             self.root_done = true;
         }
         Some(Tok::End)
+    }
+
+    /// Records a declaration of `prefix` (`""`: the default namespace) on the tag at
+    /// `depth`, whose declarations start at `self.bindings[first]`.
+    fn declare(&mut self, prefix: &'a str, uri: &'a str, depth: usize, first: usize) -> Option<()> {
+        // XML 1.0 §3.1 (WFC: Unique Att Spec): one declaration per prefix and tag.
+        if self.bindings[first..self.bound]
+            .iter()
+            .any(|b| b.prefix.unwrap_or("") == prefix)
+        {
+            return None;
+        }
+        // Namespaces in XML 1.0 §3, with the tree reader's rules; a declaration that
+        // binds nothing (`xml` to its own URI) is left to the tree reader, which then
+        // sees any repetition of it.
+        let binding = declaration(prefix, uri, depth).ok()??;
+        if self.bound == MAX_BINDINGS {
+            return None;
+        }
+        self.bindings[self.bound] = binding;
+        self.bound += 1;
+        Some(())
     }
 
     /// Drops the declarations made at `depth` (its element has ended).

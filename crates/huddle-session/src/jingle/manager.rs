@@ -322,6 +322,19 @@ fn bad_request(text: Option<String>) -> StanzaError {
 }
 
 fn namespaces(contents: &[Content]) -> (Arc<[String]>, Arc<[String]>) {
+    // One content (the usual session) costs one allocation per list.
+    if let [c] = contents {
+        let one = |ns: Option<&str>| -> Arc<[String]> {
+            match ns {
+                Some(ns) => Arc::new([ns.to_owned()]),
+                None => Arc::new([]),
+            }
+        };
+        return (
+            one(c.description.as_ref().map(|d| d.namespace())),
+            one(c.transport.as_ref().map(|t| t.namespace())),
+        );
+    }
     let d = contents
         .iter()
         .filter_map(|c| c.description.as_ref().map(|d| d.namespace().to_owned()))
