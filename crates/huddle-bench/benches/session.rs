@@ -27,8 +27,8 @@
 //!   with a hand-written mapping that knows only this mix, and serializes each reply with
 //!   ltx: lighter than a real client's generic translation, so this ratio favours node.
 //!
-//! The machine is shared: huddle and node are measured in interleaved rounds and each
-//! figure is the median of its rounds (all rounds are printed). For instruction counts,
+//! The machine is shared: huddle and node are measured in five interleaved rounds and
+//! each figure is the median of its rounds (all rounds are printed). For instruction counts,
 //! `HUDDLE_SESSION_PROFILE=typed|hot|xml|codec|memory` runs only one case (see [`profile`]).
 //!
 //! jingle.js and ltx are installed with npm into `target/huddle-bench/node-scratch` on
@@ -52,8 +52,10 @@ const PEER: &str = "peer@example.com/res";
 /// Sessions per measured batch (6 actions each).
 const SESSIONS: usize = 2000;
 /// Interleaved measuring rounds (huddle typed, huddle XML, node JSON, node XML in
-/// each): the machine is shared, so each figure is the median of its rounds.
-const ROUNDS: usize = 3;
+/// each): the machine is shared, so each figure is the median of its rounds (five: on
+/// a busy machine a single round of either side can be off by a third, and a median of
+/// three still moved the ratios by several points from run to run).
+const ROUNDS: usize = 5;
 /// Minimum measured time of each node run, in milliseconds.
 const NODE_MIN_MS: &str = "1500";
 /// Sessions for the memory measurement.

@@ -262,6 +262,8 @@ struct Core {
     initiating: HashMap<Jid, Vec<Sid>>,
     ids: IdGen,
     generation: u64,
+    /// The namespace lists of the last session created (see [`namespaces`]).
+    last_namespaces: (Arc<[String]>, Arc<[String]>),
     /// The sender of the last IQ read by `handle_xml`, whose JID the next one (often
     /// from the same peer) reuses.
     last_sender: Option<Jid>,
@@ -321,29 +323,27 @@ fn bad_request(text: Option<String>) -> StanzaError {
     e
 }
 
-fn namespaces(contents: &[Content]) -> (Arc<[String]>, Arc<[String]>) {
-    // One content (the usual session) costs one allocation per list.
-    if let [c] = contents {
-        let one = |ns: Option<&str>| -> Arc<[String]> {
-            match ns {
-                Some(ns) => Arc::new([ns.to_owned()]),
-                None => Arc::new([]),
-            }
-        };
-        return (
-            one(c.description.as_ref().map(|d| d.namespace())),
-            one(c.transport.as_ref().map(|t| t.namespace())),
-        );
+/// The application formats and transport methods of `contents` (description and
+/// transport namespaces, in content order). Sessions of one application mostly offer the
+/// same lists: `last` keeps the lists of the previous session, shared when they match
+/// (no allocation), replaced when they do not.
+fn namespaces(
+    contents: &[Content],
+    last: &mut (Arc<[String]>, Arc<[String]>),
+) -> (Arc<[String]>, Arc<[String]>) {
+    let descriptions = contents
+        .iter()
+        .filter_map(|c| c.description.as_ref().map(|d| d.namespace()));
+    let transports = contents
+        .iter()
+        .filter_map(|c| c.transport.as_ref().map(|t| t.namespace()));
+    if !descriptions.clone().eq(last.0.iter().map(String::as_str)) {
+        last.0 = descriptions.map(str::to_owned).collect();
     }
-    let d = contents
-        .iter()
-        .filter_map(|c| c.description.as_ref().map(|d| d.namespace().to_owned()))
-        .collect();
-    let t = contents
-        .iter()
-        .filter_map(|c| c.transport.as_ref().map(|t| t.namespace().to_owned()))
-        .collect();
-    (d, t)
+    if !transports.clone().eq(last.1.iter().map(String::as_str)) {
+        last.1 = transports.map(str::to_owned).collect();
+    }
+    (last.0.clone(), last.1.clone())
 }
 
 impl Core {
@@ -488,6 +488,7 @@ impl SessionManager {
                 ids,
                 generation: 0,
                 last_sender: None,
+                last_namespaces: (Arc::new([]), Arc::new([])),
             },
             sessions: HashMap::default(),
             factories: Vec::new(),
@@ -918,7 +919,7 @@ impl SessionManager {
                 bad_request(Some("no content with disposition 'session'".into())),
             );
         }
-        let (descriptions, transports) = namespaces(&j.contents);
+        let (descriptions, transports) = namespaces(&j.contents, &mut self.core.last_namespaces);
         // XEP-0166 §7.2.16 "No existing session": our own unanswered session-initiate to
         // this peer for an equivalent application crosses theirs.
         if let Some(ours) = self.core.initiating.get(&from).cloned() {
@@ -1028,7 +1029,8 @@ impl SessionManager {
             return Err(SessionError::NoContents);
         }
         let sid = Sid::from(sid);
-        let session = Session::new(sid.clone(), peer.clone(), true, namespaces(&contents));
+        let lists = namespaces(&contents, &mut self.core.last_namespaces);
+        let session = Session::new(sid.clone(), peer.clone(), true, lists);
         let mut entry = self.new_entry(session);
         self.core.events.push_back(Event::Created {
             sid: sid.clone(),
