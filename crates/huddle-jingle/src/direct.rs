@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 
+use crate::Document;
 use crate::ext::Registry;
 use crate::jid::Jid;
 use crate::model::{
@@ -33,15 +34,45 @@ use crate::xml::{
 /// An address equal to one of `known` is a clone of it (JID equality is string
 /// equality, and a known JID is valid), not a new allocation.
 pub(crate) fn iq(input: &[u8], limits: &Limits, reg: &Registry, known: &[&Jid]) -> Option<Iq> {
+    match document(input, limits, reg, known)? {
+        Document::Iq(iq) => Some(iq),
+        Document::Jingle(_) => None,
+    }
+}
+
+/// Decodes one document, an `<iq/>` or a bare `<jingle/>` (as `Codec::parse`), or `None`
+/// when the tree reader must decide.
+pub(crate) fn document(
+    input: &[u8],
+    limits: &Limits,
+    reg: &Registry,
+    known: &[&Jid],
+) -> Option<Document> {
     let mut t = Lexer::new(input, limits)?;
-    let Tok::Start {
-        name: "iq",
-        ns: client_ns,
-        empty,
-    } = t.next()?
-    else {
-        return None;
+    let doc = match t.next()? {
+        Tok::Start {
+            name: "iq",
+            ns,
+            empty,
+        } => Document::Iq(iq_body(&mut t, ns, empty, reg, known)?),
+        Tok::Start {
+            name: "jingle",
+            ns: ns::JINGLE,
+            empty,
+        } => Document::Jingle(*jingle(&mut t, empty, reg, known)?),
+        _ => return None,
     };
+    matches!(t.next()?, Tok::Eof).then_some(doc)
+}
+
+/// The `<iq/>` (in `client_ns`) whose start tag was just read.
+fn iq_body(
+    t: &mut Lexer<'_>,
+    client_ns: &str,
+    empty: bool,
+    reg: &Registry,
+    known: &[&Jid],
+) -> Option<Iq> {
     // RFC 6120 §4.8.3 (as in `Iq::decode`): the stanza's namespace, or none.
     if !matches!(client_ns, "" | ns::CLIENT | ns::SERVER | ns::COMPONENT) {
         return None;
@@ -61,7 +92,7 @@ pub(crate) fn iq(input: &[u8], limits: &Limits, reg: &Registry, known: &[&Jid]) 
                 Tok::Start { name, ns, empty } => {
                     run.reset();
                     if name == "jingle" && ns == ns::JINGLE && jingle.is_none() {
-                        jingle = Some(self::jingle(&mut t, empty, reg, known)?);
+                        jingle = Some(self::jingle(t, empty, reg, known)?);
                     } else if name == "error" && ns == client_ns && error.is_none() {
                         let el = t.element(name, ns, empty)?;
                         error = Some(Box::new(StanzaError::decode(el).ok()?));
@@ -74,9 +105,6 @@ pub(crate) fn iq(input: &[u8], limits: &Limits, reg: &Registry, known: &[&Jid]) 
                 Tok::Eof => return None,
             }
         }
-    }
-    if !matches!(t.next()?, Tok::Eof) {
-        return None;
     }
     // RFC 6120 §8.2.3 (as in `Iq::decode`): get and set carry exactly one payload, an
     // error carries an <error/>, a result no error.
@@ -726,27 +754,21 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::iq;
+    use super::{document, iq};
     use crate::ext::Registry;
     use crate::jid::Jid;
-    use crate::model::Iq;
     use crate::xml::{Limits, read_document};
+    use crate::{Codec, Document};
 
-    fn tree(input: &[u8], limits: &Limits) -> Option<Iq> {
+    fn tree(input: &[u8], limits: &Limits) -> Option<Document> {
         let el = read_document(input, limits).ok()?;
-        Iq::decode(el, &Registry::default()).ok()
+        Codec::default().decode_element(el).ok()
     }
 
     /// Both readers' results, checked to agree.
-    fn agree(input: &[u8], limits: &Limits) -> (Option<Iq>, Option<Iq>) {
-        let fast = iq(input, limits, &Registry::default(), &[]);
-        // Reusing known addresses changes nothing but allocations.
-        let me = Jid::new("me@example.com/res").expect("jid");
-        let romeo = Jid::new("romeo@montague.lit/orchard").expect("jid");
-        assert_eq!(
-            iq(input, limits, &Registry::default(), &[&me, &romeo]),
-            fast
-        );
+    fn agree(input: &[u8], limits: &Limits) -> (Option<Document>, Option<Document>) {
+        let reg = Registry::default();
+        let fast = document(input, limits, &reg, &[]);
         let slow = tree(input, limits);
         if fast.is_some() {
             assert_eq!(
@@ -756,10 +778,20 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+        // Reusing known addresses changes nothing but allocations.
+        let me = Jid::new("me@example.com/res").expect("jid");
+        let romeo = Jid::new("romeo@montague.lit/orchard").expect("jid");
+        assert_eq!(document(input, limits, &reg, &[&me, &romeo]), fast);
+        // `iq` is `document` for IQs only.
+        let only_iq = match &fast {
+            Some(Document::Iq(iq)) => Some(iq.clone()),
+            _ => None,
+        };
+        assert_eq!(iq(input, limits, &reg, &[]), only_iq);
         (fast, slow)
     }
 
-    /// Every XML test vector of this crate that holds an `<iq/>`, plus stanzas written
+    /// Every XML test vector of this crate (IQs and bare `<jingle/>`s), plus stanzas written
     /// to reach the corners of the fast reader (prefixes, references, CDATA, text runs,
     /// payload children, errors).
     fn corpus() -> &'static [Vec<u8>] {
@@ -779,7 +811,8 @@ mod tests {
                     walk(&p, out);
                 } else if p.extension().is_some_and(|e| e == "xml") {
                     let bytes = std::fs::read(&p).expect("vector");
-                    if String::from_utf8_lossy(&bytes).contains("<iq") {
+                    let text = String::from_utf8_lossy(&bytes);
+                    if text.contains("<iq") || text.contains("<jingle") {
                         out.push(bytes);
                     }
                 }

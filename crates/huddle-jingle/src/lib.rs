@@ -127,14 +127,26 @@ impl Codec {
         Iq::decode(el, &self.registry)
     }
 
-    /// Parses one bare `<jingle/>` element.
+    /// Parses one bare `<jingle/>` element (like [`parse_iq`](Self::parse_iq): valid
+    /// input without an element tree for the jingle and content levels).
     pub fn parse_jingle(&self, input: &[u8]) -> Result<Jingle, ParseError> {
+        if let Some(Document::Jingle(j)) =
+            direct::document(input, &self.limits, &self.registry, &[])
+        {
+            return Ok(j);
+        }
         let el = xml::read_document(input, &self.limits)?;
         Jingle::decode(el, &self.registry)
     }
 
-    /// Parses an `<iq/>` or a bare `<jingle/>`, whichever the document holds.
+    /// Parses an `<iq/>` or a bare `<jingle/>`, whichever the document holds (like
+    /// [`parse_iq`](Self::parse_iq): valid input without an element tree for the iq,
+    /// jingle and content levels; [`Element::parse`] with
+    /// [`decode_element`](Self::decode_element) is the element-tree way).
     pub fn parse(&self, input: &[u8]) -> Result<Document, ParseError> {
+        if let Some(doc) = direct::document(input, &self.limits, &self.registry, &[]) {
+            return Ok(doc);
+        }
         let el = xml::read_document(input, &self.limits)?;
         self.decode_element(el)
     }
