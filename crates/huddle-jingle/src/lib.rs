@@ -3,9 +3,13 @@
 //! Bytes in, typed values out and back, for Jingle (XEP-0166) signalling carried in
 //! XMPP IQs, in two encodings:
 //!
-//! - **XML**, as on the XMPP wire: read with quick-xml's namespace-resolving reader (any
-//!   prefixes, default namespaces, attribute order and insignificant whitespace), written
-//!   canonically (see [`Iq::to_xml`]).
+//! - **XML**, as on the XMPP wire (any prefixes, default namespaces, attribute order and
+//!   insignificant whitespace), written canonically (see [`Iq::to_xml`]). Two readers give
+//!   one answer: a fast reader decodes valid stanzas straight from its own lexer, without
+//!   an element tree for the iq, jingle and content levels, and gives up on anything else;
+//!   the tree reader (quick-xml tokens, an owned [`Element`] tree, then the model's
+//!   decoders) then reads the document and decides. Acceptance and errors are the tree
+//!   reader's; where the fast reader returns a value, it is the tree reader's value.
 //! - **JSON** in the shape jingle.js and stanza applications use (`contents[].application
 //!   .applicationType`, `transport.transportType`, `reason.condition`,
 //!   `error.jingleError`, ...), through serde ([`Iq`], [`Jingle`] implement
