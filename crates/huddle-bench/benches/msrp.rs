@@ -10,14 +10,21 @@
 //! Each side is measured the way it is used: rust-rcs-core copies every chunk into its
 //! own buffer (`feed`) and out again (`produce`); huddle decodes in place from the read
 //! buffer a socket fills (pipelined chunks already in a `BytesMut`), its bodies being
-//! zero-copy slices. The memmem scan only finds the end-line in each chunk.
+//! zero-copy slices, and drops each chunk in the timed loop. The memmem scan only finds
+//! the end-line in each chunk.
+//!
+//! Accuracy on a shared machine: the table's three sides run their batches in turns
+//! (huddle, rust-rcs-core, memmem, again), so a change of load weighs on all of them
+//! alike, and each side's figure is the median of its batches' ns per chunk, so a batch
+//! another process interrupted does not count. (Earlier versions ran each side for a
+//! second after the other and took the mean.)
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput};
-use huddle_bench::{MIN_MEASURE, Table, fmt_ns, measure, timed};
+use huddle_bench::{MIN_MEASURE, Table, fmt_ns, timed};
 use huddle_msrp::uri::parse_path;
 use huddle_msrp::{ByteRange, ChunkBuilder, Decoder, Flag, Limits, TransactionId};
 use memchr::memmem;
@@ -152,6 +159,31 @@ fn memmem_batch(inp: &Input, k: usize, finder: &memmem::Finder<'_>) -> (Duration
     })
 }
 
+/// Runs one batch of each side in turns (after one warm-up batch each, not counted)
+/// until one side has had `min` of measured time and every side at least 20 batches,
+/// and returns each side's median nanoseconds per operation over its batches.
+fn measure_in_turns(min: Duration, sides: &mut [&mut dyn FnMut() -> (Duration, u64)]) -> Vec<f64> {
+    for side in sides.iter_mut() {
+        let _ = side();
+    }
+    let mut spent = vec![Duration::ZERO; sides.len()];
+    let mut per_op: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
+    while spent.iter().all(|s| *s < min) || per_op[0].len() < 20 {
+        for (i, side) in sides.iter_mut().enumerate() {
+            let (t, n) = side();
+            spent[i] += t;
+            per_op[i].push(t.as_nanos() as f64 / n.max(1) as f64);
+        }
+    }
+    per_op
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect()
+}
+
 fn criterion_report(c: &mut Criterion, inputs: &[Input]) {
     for inp in inputs {
         let mut g = c.benchmark_group(format!("msrp_decode/{}", inp.name));
@@ -205,11 +237,17 @@ fn main() {
     );
     for inp in &inputs {
         let k = copies_per_batch(inp);
-        let huddle = measure(MIN_MEASURE, || huddle_batch(inp, k));
         let mut parser = MsrpParser::new();
-        let rcs = measure(MIN_MEASURE, || rcs_batch(inp, k, &mut parser));
         let finder = memmem::Finder::new(&inp.end_line);
-        let mm = measure(MIN_MEASURE, || memmem_batch(inp, k, &finder));
+        let ns = measure_in_turns(
+            MIN_MEASURE,
+            &mut [
+                &mut || huddle_batch(inp, k),
+                &mut || rcs_batch(inp, k, &mut parser),
+                &mut || memmem_batch(inp, k, &finder),
+            ],
+        );
+        let (huddle, rcs, mm) = (ns[0], ns[1], ns[2]);
         let len = inp.chunk.len() as f64;
         t.row(vec![
             format!("{} body", inp.name),

@@ -17,7 +17,9 @@ use memchr::memmem;
 
 use crate::chunk::{Chunk, Flag, MAX_TID, Method, StartLine, TransactionId, is_transaction_id};
 use crate::generated::headers::KnownHeader;
-use crate::header::{ByteRange, HeaderError, Headers, InlineFields, WireFields, is_token};
+use crate::header::{
+    ByteRange, EMPTY_FIELD, HeaderError, Headers, INLINE_FIELDS, InlineField, WireFields, is_token,
+};
 use crate::status::StatusCode;
 
 /// Configurable bounds on what one frame may make the decoder hold.
@@ -279,18 +281,13 @@ static FIRST_NAMES: [NameKey; 32] = {
 #[inline(always)]
 fn known_name_at(h: &[u8], pos: usize) -> Option<(KnownHeader, usize)> {
     let c: &[u8; 24] = h.get(pos..pos + 24)?.try_into().expect("24 bytes");
-    let x = u128::from_le_bytes(c[..16].try_into().expect("16 bytes"));
-    let w = (
-        x as u64,
-        (x >> 64) as u64,
-        u64::from_le_bytes(c[16..].try_into().expect("8 bytes")),
-    );
+    let w = words(c);
     let slot = name_slot(w.0);
     let first = &FIRST_NAMES[slot];
     let k = if name_is(first, w) {
         first
     } else if first.more {
-        other_name(slot, w)?
+        other_name(slot, c)?
     } else {
         return None;
     };
@@ -299,6 +296,17 @@ fn known_name_at(h: &[u8], pos: usize) -> Option<(KnownHeader, usize)> {
         return None;
     }
     Some((k.header?, pos + k.len))
+}
+
+/// The three little-endian words of `c`.
+#[inline(always)]
+fn words(c: &[u8; 24]) -> (u64, u64, u64) {
+    let x = u128::from_le_bytes(c[..16].try_into().expect("16 bytes"));
+    (
+        x as u64,
+        (x >> 64) as u64,
+        u64::from_le_bytes(c[16..].try_into().expect("8 bytes")),
+    )
 }
 
 /// Do the line's first three words `w` start with `k`'s name, colon and space?
@@ -311,7 +319,8 @@ fn name_is(k: &NameKey, w: (u64, u64, u64)) -> bool {
 }
 
 /// The names after the first of `slot` (the `Content-` ones but Content-Type).
-fn other_name(slot: usize, w: (u64, u64, u64)) -> Option<&'static NameKey> {
+fn other_name(slot: usize, c: &[u8; 24]) -> Option<&'static NameKey> {
+    let w = words(c);
     let (keys, slots) = &NAME_TABLE;
     let (begin, end) = slots[slot];
     keys[usize::from(begin) + 1..usize::from(end)]
@@ -517,7 +526,9 @@ impl Decoder {
             };
             (start, eol + 2)
         };
-        let mut fields = InlineFields::new();
+        // The headers' inline table, filled up to `n`.
+        let mut fields = [EMPTY_FIELD; INLINE_FIELDS];
+        let mut n = 0;
         // Which known headers were seen, one bit each.
         let mut seen = 0u32;
         let mut range = None;
@@ -526,7 +537,7 @@ impl Decoder {
             if first == b'\r' || first == b'-' {
                 // RFC 4975 §7.1: "The To-Path and From-Path header fields MUST be present
                 // in all requests and responses".
-                if seen & PATHS != PATHS || fields.len() > limits.max_headers {
+                if seen & PATHS != PATHS || n > limits.max_headers {
                     return None;
                 }
                 let transaction_id = TransactionId::from_window(
@@ -552,7 +563,7 @@ impl Decoder {
                     return Some(Chunk::decoded(
                         transaction_id,
                         start,
-                        Headers::decoded_inline(frame, fields),
+                        Headers::decoded_inline(frame, fields, n),
                         (body_start, at),
                         flag,
                     ));
@@ -571,7 +582,7 @@ impl Decoder {
                 return Some(Chunk::new(
                     transaction_id,
                     start,
-                    Headers::decoded_inline(frame, fields),
+                    Headers::decoded_inline(frame, fields, n),
                     None,
                     flag,
                 ));
@@ -585,10 +596,13 @@ impl Decoder {
             if name == KnownHeader::ByteRange && range.is_none() {
                 range = Some(ByteRange::parse_bytes(&h[v..eol])?);
             }
-            // `h` is shorter than 64 KiB.
-            if !fields.push(name, v as u16, eol as u16) {
-                return None;
-            }
+            // A longer list takes the general path. `h` is shorter than 64 KiB.
+            *fields.get_mut(n)? = InlineField {
+                name,
+                start: v as u16,
+                end: eol as u16,
+            };
+            n += 1;
             pos = eol + 2;
         }
     }

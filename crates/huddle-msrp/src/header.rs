@@ -179,7 +179,7 @@ pub struct Headers {
 /// How many canonical headers a decoded list holds without allocating: the usual SEND
 /// carries up to seven (To-Path, From-Path, Message-ID, Byte-Range, Success-Report,
 /// Failure-Report, Content-Type).
-const INLINE_FIELDS: usize = 8;
+pub(crate) const INLINE_FIELDS: usize = 8;
 
 #[derive(Clone)]
 enum List {
@@ -201,13 +201,13 @@ impl Default for List {
 /// A known header spelled canonically whose value is `head[start..end]`, validated
 /// UTF-8 text without CR or LF.
 #[derive(Clone, Copy)]
-struct InlineField {
-    name: KnownHeader,
-    start: u16,
-    end: u16,
+pub(crate) struct InlineField {
+    pub(crate) name: KnownHeader,
+    pub(crate) start: u16,
+    pub(crate) end: u16,
 }
 
-const EMPTY_FIELD: InlineField = InlineField {
+pub(crate) const EMPTY_FIELD: InlineField = InlineField {
     name: KnownHeader::ToPath,
     start: 0,
     end: 0,
@@ -278,14 +278,21 @@ impl Headers {
         }
     }
 
-    /// A decoded list from the decoder's fast path: `fields` refer to `head` by offset.
+    /// A decoded list from the decoder's fast path: `fields[..len]` refer to `head` by
+    /// offset (known headers spelled canonically, values validated UTF-8 text without
+    /// CR or LF).
     #[inline(always)]
-    pub(crate) fn decoded_inline(head: Bytes, fields: InlineFields) -> Self {
+    pub(crate) fn decoded_inline(
+        head: Bytes,
+        fields: [InlineField; INLINE_FIELDS],
+        len: usize,
+    ) -> Self {
+        debug_assert!(len <= INLINE_FIELDS);
         Headers {
             head,
             list: List::Inline {
-                len: fields.len,
-                fields: fields.fields,
+                len: len as u8,
+                fields,
             },
         }
     }
@@ -444,40 +451,6 @@ impl Headers {
     pub fn path(&self, h: KnownHeader) -> Result<Vec<MsrpUri>, HeaderError> {
         let v = self.get(h).ok_or(HeaderError::Missing(h))?;
         Ok(parse_path(v)?)
-    }
-}
-
-/// The decoder's fast path: up to eight canonical known headers of a head block shorter
-/// than 64 KiB, before the block is handed to [`Headers::decoded_inline`].
-pub(crate) struct InlineFields {
-    len: u8,
-    fields: [InlineField; INLINE_FIELDS],
-}
-
-impl InlineFields {
-    pub(crate) fn new() -> Self {
-        InlineFields {
-            len: 0,
-            fields: [EMPTY_FIELD; INLINE_FIELDS],
-        }
-    }
-
-    /// How many headers the table holds.
-    pub(crate) fn len(&self) -> usize {
-        usize::from(self.len)
-    }
-
-    /// Appends the canonically spelled known header `name` whose value is
-    /// `head[start..end]`, validated UTF-8 text without CR or LF; false when the table
-    /// is full.
-    #[inline(always)]
-    pub(crate) fn push(&mut self, name: KnownHeader, start: u16, end: u16) -> bool {
-        let Some(f) = self.fields.get_mut(usize::from(self.len)) else {
-            return false;
-        };
-        *f = InlineField { name, start, end };
-        self.len += 1;
-        true
     }
 }
 
