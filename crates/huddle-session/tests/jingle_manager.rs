@@ -672,3 +672,53 @@ fn base_sessions_cannot_start_and_connection_state_is_reported() {
         Err(SessionError::ReservedAction(Action::SessionAccept))
     );
 }
+
+/// `handle_xml` (fast reader, reused JIDs) + `poll_transmit_xml` do what `handle_iq` +
+/// `poll_transmit` + `to_xml` do: the same replies, byte for byte, and the same events,
+/// for requests from two senders in turn (the last sender's JID is reused, the other's
+/// is not) and for one the fast reader leaves to the tree reader (a CDATA section).
+#[test]
+fn xml_in_and_out_match_typed_in_and_out() {
+    const OTHER: &str = "other@example.com/res";
+    let now = Instant::now();
+    let mut typed = manager(ME, false, &[]);
+    let mut xml = manager(ME, false, &[]);
+    let mut requests = Vec::new();
+    for (i, from) in [PEER, OTHER, PEER, PEER, OTHER].into_iter().enumerate() {
+        let sid = format!("s{i}");
+        requests.push(request(from, ME, &format!("a{i}"), initiate(&sid, TEST_NS)));
+        let mut end = Jingle::new(Action::SessionTerminate, sid.as_str());
+        end.reason = Some(Reason::new(ReasonCondition::Success));
+        requests.push(request(from, ME, &format!("b{i}"), end));
+    }
+    // A request for no session: an error reply (not an empty result) in both.
+    requests.push(request(
+        OTHER,
+        ME,
+        "c",
+        Jingle::new(Action::TransportInfo, "nope"),
+    ));
+    let mut buf = String::from("<held/>");
+    let mut written = Vec::new();
+    for (n, iq) in requests.into_iter().enumerate() {
+        let mut text = iq.to_xml();
+        if n == 3 {
+            // CDATA is left to the tree reader: the answer must not change.
+            text = text.replacen("sid=\"s1\">", "sid=\"s1\"><![CDATA[ ]]>", 1);
+            assert!(text.contains("CDATA"), "{text}");
+        }
+        xml.handle_xml(text.as_bytes(), now).expect("valid");
+        typed.handle_iq(iq, now);
+        while let Some(kind) = xml.poll_transmit_xml(now, &mut buf) {
+            written.push((kind, buf.split_off("<held/>".len())));
+        }
+    }
+    let expected: Vec<_> = sent(&mut typed, now)
+        .iter()
+        .map(|iq| (iq.kind, iq.to_xml()))
+        .collect();
+    assert_eq!(written.len(), 11);
+    assert_eq!(written, expected);
+    assert_eq!(written.last().map(|(k, _)| *k), Some(IqType::Error));
+    assert_eq!(events(&mut xml), events(&mut typed));
+}
