@@ -74,9 +74,8 @@ fn reason_json(r: &Reason) -> Value {
 }
 
 /// jingle.js reports a terminate without `<reason/>` as `success`.
-fn opt_reason_json(r: &Option<Reason>) -> Value {
-    r.as_ref()
-        .map_or_else(|| json!({"condition": "success"}), reason_json)
+fn opt_reason_json(r: Option<&Reason>) -> Value {
+    r.map_or_else(|| json!({"condition": "success"}), reason_json)
 }
 
 fn norm_iq(iq: &Iq) -> Value {
@@ -288,7 +287,7 @@ impl Driver {
                 }
                 (
                     sid,
-                    json!({"event": "terminated", "reason": opt_reason_json(&reason)}),
+                    json!({"event": "terminated", "reason": opt_reason_json(reason.as_deref())}),
                 )
             }
             Event::RequestFailed {
@@ -862,7 +861,7 @@ fn crossed(sid_a: &str, sid_b: &str, app_a: &str, app_b: &str) -> Trace {
                 ..
             } = e
             {
-                events.entry(sid.into()).or_default().push(json!({"event": "terminated", "isInitiator": initiator, "reason": opt_reason_json(&reason)}));
+                events.entry(sid.into()).or_default().push(json!({"event": "terminated", "isInitiator": initiator, "reason": opt_reason_json(reason.as_deref())}));
             }
         }
     }

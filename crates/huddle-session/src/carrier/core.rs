@@ -951,7 +951,7 @@ impl CarrierManager {
                     reason,
                     by_peer,
                     ..
-                } => self.on_terminated(&sid, reason, by_peer),
+                } => self.on_terminated(&sid, reason.map(|r| *r), by_peer),
                 _ => {}
             }
         }

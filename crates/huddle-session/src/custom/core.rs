@@ -1066,7 +1066,7 @@ impl CustomSessions {
                 reason,
                 by_peer,
                 ..
-            } => self.on_terminated(&sid, reason, by_peer),
+            } => self.on_terminated(&sid, reason.map(|r| *r), by_peer),
             _ => {}
         }
     }

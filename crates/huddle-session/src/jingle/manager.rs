@@ -144,8 +144,9 @@ pub enum Event {
         peer: Jid,
         /// Whether we were the initiator.
         initiator: bool,
-        /// Why: the peer's `<reason/>` (possibly absent) or ours.
-        reason: Option<Reason>,
+        /// Why: the peer's `<reason/>` (possibly absent) or ours. Boxed, like the error of
+        /// [`RequestFailure::Error`]: every event is as large as its largest variant.
+        reason: Option<Box<Reason>>,
         /// Whether the peer ended it (a session-terminate came in).
         by_peer: bool,
     },
@@ -162,8 +163,8 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum RequestFailure {
-    /// The peer answered with this error.
-    Error(StanzaError),
+    /// The peer answered with this error (boxed: see [`Event::Terminated`]).
+    Error(Box<StanzaError>),
     /// No reply within [`Config::reply_timeout`].
     Timeout,
     /// The session ended first; a late reply will be ignored.
@@ -457,7 +458,7 @@ impl Core {
             sid: entry.session.sid.clone(),
             peer: entry.session.peer.clone(),
             initiator: entry.session.initiator,
-            reason,
+            reason: reason.map(Box::new),
             by_peer,
         });
         // RFC 6120 §8.2.3: every IQ-set gets exactly one reply. Requests queued behind
@@ -785,9 +786,9 @@ impl SessionManager {
         self.core.events.push_back(Event::RequestFailed {
             sid: o.sid.clone(),
             action: o.action,
-            failure: RequestFailure::Error(error.as_deref().cloned().unwrap_or_else(|| {
-                StanzaError::new(ErrorType::Cancel, StanzaErrorCondition::UndefinedCondition)
-            })),
+            failure: RequestFailure::Error(Box::new(error.as_deref().cloned().unwrap_or_else(
+                || StanzaError::new(ErrorType::Cancel, StanzaErrorCondition::UndefinedCondition),
+            ))),
         });
         if o.action == Action::SessionInitiate {
             // XEP-0166 §7.2.16: the peer's session-initiate overruled ours (tie-break),
