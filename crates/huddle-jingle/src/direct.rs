@@ -24,8 +24,8 @@ use crate::model::{
 };
 use crate::ns;
 use crate::xml::{
-    Attribute, Binding, Element, Limits, Node, XML_NS, declaration, finish_element,
-    forbidden_control, is_xml_char, lookup, push_text,
+    Attribute, Binding, Element, Limits, Node, XML_NS, declaration, finish_element, is_xml_char,
+    lookup, push_text,
 };
 
 /// Decodes one `<iq/>` document, or `None` when the tree reader must decide (malformed
@@ -251,6 +251,8 @@ const LT: u8 = 4;
 const TEXT_SPECIAL: u8 = 5;
 /// A reference (`&`): special in text and in attribute values.
 const VALUE_SPECIAL: u8 = 6;
+/// A C0 control XML forbids everywhere (XML 1.0 §2.2).
+const CONTROL: u8 = 7;
 
 static CLASS: [u8; 256] = {
     let mut t = [OTHER; 256];
@@ -269,6 +271,9 @@ static CLASS: [u8; 256] = {
             VALUE_SPECIAL
         } else if b == b'\r' || b == b']' {
             TEXT_SPECIAL
+        } else if b < 0x20 && b != b'\t' && b != b'\n' {
+            // XML 1.0 §2.2 (Char): C0 controls other than TAB, LF and CR.
+            CONTROL
         } else {
             OTHER
         };
@@ -325,7 +330,9 @@ fn is_space(b: u8) -> bool {
 
 impl<'a> Lexer<'a> {
     fn new(input: &'a [u8], limits: &Limits) -> Option<Lexer<'a>> {
-        if input.len() > limits.max_input || forbidden_control(input).is_some() {
+        // No separate scan for forbidden C0 controls: the lexer looks at every byte, and
+        // only text and attribute values accept more than a fixed set, both refusing them.
+        if input.len() > limits.max_input {
             return None;
         }
         let s = std::str::from_utf8(input).ok()?;
@@ -389,6 +396,7 @@ impl<'a> Lexer<'a> {
                 match CLASS[usize::from(c)] {
                     LT => break,
                     TEXT_SPECIAL | VALUE_SPECIAL => special = true,
+                    CONTROL => return None,
                     _ => {}
                 }
                 end += 1;
@@ -667,7 +675,8 @@ impl<'a> Lexer<'a> {
 }
 
 /// The offset of the `quote` closing the attribute value that starts at `start`; `None`
-/// at a '<' or '&' (or the end of the input) first. Eight bytes at a time.
+/// at a '<', a '&' or a byte below 0x20 (or the end of the input) first. Eight bytes at
+/// a time.
 fn value_end(b: &[u8], start: usize, quote: u8) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -682,7 +691,10 @@ fn value_end(b: &[u8], start: usize, quote: u8) -> Option<usize> {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let w = u64::from_le_bytes(word);
-        let m = flags(w, quote) | flags(w, b'<') | flags(w, b'&');
+        // Bytes below 0x20 too (the same trick against 0x20 instead of a byte): XML 1.0
+        // §2.2 forbids most of them, TAB, LF and CR are left to the tree reader.
+        let controls = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let m = flags(w, quote) | flags(w, b'<') | flags(w, b'&') | controls;
         if m != 0 {
             let k = at + (m.trailing_zeros() / 8) as usize;
             return (b[k] == quote).then_some(k);
@@ -692,7 +704,7 @@ fn value_end(b: &[u8], start: usize, quote: u8) -> Option<usize> {
     loop {
         match *b.get(at)? {
             c if c == quote => return Some(at),
-            b'<' | b'&' => return None,
+            b'<' | b'&' | 0..=0x1f => return None,
             _ => at += 1,
         }
     }
@@ -899,17 +911,30 @@ mod tests {
     }
 
     #[test]
-    fn attribute_values_end_at_their_quote_and_never_hold_lt_or_amp() {
+    fn attribute_values_end_at_their_quote_and_never_hold_lt_amp_or_controls() {
         let naive = |b: &[u8], start: usize, q: u8| {
             let k = start
                 + b.get(start..)?
                     .iter()
-                    .position(|&c| c == q || c == b'<' || c == b'&')?;
+                    .position(|&c| c == q || c == b'<' || c == b'&' || c < 0x20)?;
             (b[k] == q).then_some(k)
         };
         for len in 0..24 {
             for at in 0..len {
-                for c in [b'"', b'\'', b'<', b'&', b'a', 0x80 | b'"', 0xe9] {
+                for c in [
+                    b'"',
+                    b'\'',
+                    b'<',
+                    b'&',
+                    b'a',
+                    0x80 | b'"',
+                    0xe9,
+                    0,
+                    b'\t',
+                    0x1f,
+                    b' ',
+                    0x21,
+                ] {
                     for other in [None, Some(at + 3)] {
                         let mut x = vec![b'v'; len];
                         x[at] = c;
@@ -973,6 +998,9 @@ mod tests {
         "a='1'b='2'",
         "</iq >",
         "\u{feff}",
+        "\u{1}",
+        "\u{1f}",
+        " a='\u{0}'",
         "&bogus;",
         "&",
         "<![CDATA[c]]>",
