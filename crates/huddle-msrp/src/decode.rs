@@ -328,6 +328,18 @@ fn other_name(slot: usize, c: &[u8; 24]) -> Option<&'static NameKey> {
         .find(|k| name_is(k, w))
 }
 
+/// A whole frame the fast path read: its parts, and where it ends in the buffer.
+struct PlainFrame {
+    tid: TransactionId,
+    start: StartLine,
+    fields: [InlineField; INLINE_FIELDS],
+    n: usize,
+    /// Where the body starts and ends (`None`: no content-stuff).
+    body: Option<(usize, usize)>,
+    flag: Flag,
+    end: usize,
+}
+
 /// A parsed start line and header block.
 #[derive(Debug)]
 struct Head {
@@ -432,9 +444,15 @@ impl Decoder {
     /// Decodes the next frame or segment from the front of `buf`.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, DecodeError> {
         if self.is_idle()
-            && let Some(chunk) = self.decode_plain(buf)
+            && let Some(p) = self.decode_plain(buf)
         {
-            return Ok(Some(chunk));
+            // One split per frame; the headers and the body are ranges of it.
+            let frame = buf.split_to(p.end).freeze();
+            let headers = Headers::decoded_inline(frame, p.fields, p.n);
+            return Ok(Some(match p.body {
+                Some(body) => Chunk::decoded(p.tid, p.start, headers, body, p.flag),
+                None => Chunk::new(p.tid, p.start, headers, None, p.flag),
+            }));
         }
         loop {
             match &mut self.state {
@@ -477,7 +495,7 @@ impl Decoder {
     /// to that. Tried once per frame, so input that arrives in pieces is still scanned
     /// in linear time.
     #[inline(always)]
-    fn decode_plain(&mut self, buf: &mut BytesMut) -> Option<Chunk> {
+    fn decode_plain(&self, buf: &BytesMut) -> Option<PlainFrame> {
         let b: &[u8] = buf;
         let limits = &self.limits;
         // The head: every line of it must end within the head limit, and its offsets
@@ -559,14 +577,15 @@ impl Decoder {
                     if at - body_start > limits.max_body_in_memory {
                         return None;
                     }
-                    let frame = buf.split_to(end).freeze();
-                    return Some(Chunk::decoded(
-                        transaction_id,
+                    return Some(PlainFrame {
+                        tid: transaction_id,
                         start,
-                        Headers::decoded_inline(frame, fields, n),
-                        (body_start, at),
+                        fields,
+                        n,
+                        body: Some((body_start, at)),
                         flag,
-                    ));
+                        end,
+                    });
                 }
                 // RFC 4975 §9 end-line = "-------" transact-id continuation-flag CRLF
                 let end = pos + DASHES.len() + tid.len() + 3;
@@ -578,14 +597,15 @@ impl Decoder {
                 {
                     return None;
                 }
-                let frame = buf.split_to(end).freeze();
-                return Some(Chunk::new(
-                    transaction_id,
+                return Some(PlainFrame {
+                    tid: transaction_id,
                     start,
-                    Headers::decoded_inline(frame, fields, n),
-                    None,
+                    fields,
+                    n,
+                    body: None,
                     flag,
-                ));
+                    end,
+                });
             }
             // RFC 4975 §9 `header = hname ":" SP hval CRLF`. Other blanks before the
             // value (tolerated: real peers write `Name:value`) take the general path.
