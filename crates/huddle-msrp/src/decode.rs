@@ -330,8 +330,10 @@ fn other_name(slot: usize, c: &[u8; 24]) -> Option<&'static NameKey> {
 
 /// A whole frame the fast path read: its parts, and where it ends in the buffer.
 struct PlainFrame {
-    tid: TransactionId,
-    start: StartLine,
+    /// The transaction id is `buf[5..5 + tid_len]`.
+    tid_len: usize,
+    /// `None` for SEND (the usual case, built where the chunk is).
+    start: Option<StartLine>,
     fields: [InlineField; INLINE_FIELDS],
     n: usize,
     /// Where the body starts and ends (`None`: no content-stuff).
@@ -446,12 +448,17 @@ impl Decoder {
         if self.is_idle()
             && let Some(p) = self.decode_plain(buf)
         {
+            let tid = TransactionId::from_window(
+                buf[5..5 + MAX_TID].try_into().expect("32 bytes"),
+                p.tid_len,
+            );
+            let start = p.start.unwrap_or(StartLine::Request(Method::SEND));
             // One split per frame; the headers and the body are ranges of it.
             let frame = buf.split_to(p.end).freeze();
             let headers = Headers::decoded_inline(frame, p.fields, p.n);
             return Ok(Some(match p.body {
-                Some(body) => Chunk::decoded(p.tid, p.start, headers, body, p.flag),
-                None => Chunk::new(p.tid, p.start, headers, None, p.flag),
+                Some(body) => Chunk::decoded(tid, start, headers, body, p.flag),
+                None => Chunk::new(tid, start, headers, None, p.flag),
             }));
         }
         loop {
@@ -521,7 +528,7 @@ impl Decoder {
         }
         debug_assert!(is_transaction_id(tid));
         let (start, mut pos) = if h[sp + 1..sp + 7] == *b"SEND\r\n" {
-            (StartLine::Request(Method::SEND), sp + 7)
+            (None, sp + 7)
         } else {
             let eol = plain_line_end(h, sp + 1)?;
             let rest = &h[sp + 1..eol];
@@ -542,7 +549,7 @@ impl Decoder {
             } else {
                 StartLine::Request(Method::parse(rest)?)
             };
-            (start, eol + 2)
+            (Some(start), eol + 2)
         };
         // The headers' inline table, filled up to `n`.
         let mut fields = [EMPTY_FIELD; INLINE_FIELDS];
@@ -558,13 +565,10 @@ impl Decoder {
                 if seen & PATHS != PATHS || n > limits.max_headers {
                     return None;
                 }
-                let transaction_id = TransactionId::from_window(
-                    h[5..5 + MAX_TID].try_into().expect("32 bytes"),
-                    tid.len(),
-                );
                 if first == b'\r' {
                     // The blank line after the headers: content-stuff follows.
-                    if h.get(pos + 1) != Some(&b'\n') || matches!(start, StartLine::Response { .. })
+                    if h.get(pos + 1) != Some(&b'\n')
+                        || matches!(start, Some(StartLine::Response { .. }))
                     {
                         return None;
                     }
@@ -578,7 +582,7 @@ impl Decoder {
                         return None;
                     }
                     return Some(PlainFrame {
-                        tid: transaction_id,
+                        tid_len: tid.len(),
                         start,
                         fields,
                         n,
@@ -598,7 +602,7 @@ impl Decoder {
                     return None;
                 }
                 return Some(PlainFrame {
-                    tid: transaction_id,
+                    tid_len: tid.len(),
                     start,
                     fields,
                     n,
