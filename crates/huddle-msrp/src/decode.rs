@@ -556,7 +556,6 @@ impl Decoder {
         let mut n = 0;
         // Which known headers were seen, one bit each.
         let mut seen = 0u32;
-        let mut range = None;
         loop {
             let first = *h.get(pos)?;
             if first == b'\r' || first == b'-' {
@@ -616,10 +615,15 @@ impl Decoder {
             let (name, v) = known_name_at(h, pos)?;
             // The name, colon and space are plain text: the scan starts at the value.
             let eol = plain_line_end(h, v)?;
-            seen |= 1 << name as u32;
-            if name == KnownHeader::ByteRange && range.is_none() {
-                range = Some(ByteRange::parse_bytes(&h[v..eol])?);
+            let bit = 1 << name as u32;
+            // The first Byte-Range must parse (the general path reports it otherwise).
+            if name == KnownHeader::ByteRange
+                && seen & bit == 0
+                && ByteRange::parse_bytes(&h[v..eol]).is_none()
+            {
+                return None;
             }
+            seen |= bit;
             // A longer list takes the general path. `h` is shorter than 64 KiB.
             *fields.get_mut(n)? = InlineField {
                 name,
