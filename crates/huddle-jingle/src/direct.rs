@@ -34,9 +34,9 @@ use crate::xml::{
 /// An address equal to one of `known` is a clone of it (JID equality is string
 /// equality, and a known JID is valid), not a new allocation.
 pub(crate) fn iq(input: &[u8], limits: &Limits, reg: &Registry, known: &[&Jid]) -> Option<Iq> {
-    match document(input, limits, reg, known)? {
-        Document::Iq(iq) => Some(iq),
-        Document::Jingle(_) => None,
+    match root(input, limits, reg, known)? {
+        Root::Iq(iq) => Some(iq),
+        Root::Jingle(_) => None,
     }
 }
 
@@ -48,21 +48,34 @@ pub(crate) fn document(
     reg: &Registry,
     known: &[&Jid],
 ) -> Option<Document> {
+    Some(match root(input, limits, reg, known)? {
+        Root::Iq(iq) => Document::Iq(iq),
+        Root::Jingle(j) => Document::Jingle(*j),
+    })
+}
+
+/// What a document held, small to move (a `Jingle` is large: it stays in its box).
+enum Root {
+    Iq(Iq),
+    Jingle(Box<Jingle>),
+}
+
+fn root(input: &[u8], limits: &Limits, reg: &Registry, known: &[&Jid]) -> Option<Root> {
     let mut t = Lexer::new(input, limits)?;
-    let doc = match t.next()? {
+    let root = match t.next()? {
         Tok::Start {
             name: "iq",
             ns,
             empty,
-        } => Document::Iq(iq_body(&mut t, ns, empty, reg, known)?),
+        } => Root::Iq(iq_body(&mut t, ns, empty, reg, known)?),
         Tok::Start {
             name: "jingle",
             ns: ns::JINGLE,
             empty,
-        } => Document::Jingle(*jingle(&mut t, empty, reg, known)?),
+        } => Root::Jingle(jingle(&mut t, empty, reg, known)?),
         _ => return None,
     };
-    matches!(t.next()?, Tok::Eof).then_some(doc)
+    matches!(t.next()?, Tok::Eof).then_some(root)
 }
 
 /// The `<iq/>` (in `client_ns`) whose start tag was just read.
@@ -141,7 +154,7 @@ fn jingle(t: &mut Lexer<'_>, empty: bool, reg: &Registry, known: &[&Jid]) -> Opt
             Tok::Start { name, ns, empty } => {
                 run.reset();
                 if name == "content" && ns == ns::JINGLE {
-                    j.contents.push(content(t, empty, reg)?);
+                    content(t, empty, reg, &mut j.contents)?;
                 } else {
                     let el = t.element(name, ns, empty)?;
                     j.push_child(el, reg).ok()?;
@@ -155,11 +168,20 @@ fn jingle(t: &mut Lexer<'_>, empty: bool, reg: &Registry, known: &[&Jid]) -> Opt
 }
 
 /// The `<content/>` whose start tag was just read.
-fn content(t: &mut Lexer<'_>, empty: bool, reg: &Registry) -> Option<Content> {
+/// The `<content/>` whose start tag was just read, decoded in place at the end of
+/// `contents` (a `Content` is large: built where it stays). On `None` the caller gives up
+/// the whole document.
+fn content(
+    t: &mut Lexer<'_>,
+    empty: bool,
+    reg: &Registry,
+    contents: &mut Vec<Content>,
+) -> Option<()> {
     // XEP-0166 §7.3: 'creator' and 'name' are REQUIRED; 'disposition' defaults to
     // "session" and 'senders' to "both".
     let creator = Creator::from_wire(t.attr("creator")?)?;
-    let mut c = Content::new(creator, t.attr("name")?);
+    contents.push(Content::new(creator, t.attr("name")?));
+    let c = contents.last_mut()?;
     if let Some(d) = t.attr("disposition") {
         c.disposition = if d == DEFAULT_DISPOSITION {
             Cow::Borrowed(DEFAULT_DISPOSITION)
@@ -171,7 +193,7 @@ fn content(t: &mut Lexer<'_>, empty: bool, reg: &Registry) -> Option<Content> {
         c.senders = Senders::from_wire(s)?;
     }
     if empty {
-        return Some(c);
+        return Some(());
     }
     let mut run = TextRun::default();
     loop {
@@ -182,7 +204,7 @@ fn content(t: &mut Lexer<'_>, empty: bool, reg: &Registry) -> Option<Content> {
                 c.push_child(el, reg).ok()?;
             }
             Tok::Text(s) => run.add(&s, t.limits())?,
-            Tok::End => return Some(c),
+            Tok::End => return Some(()),
             Tok::Eof => return None,
         }
     }

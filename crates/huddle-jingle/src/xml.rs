@@ -1066,9 +1066,8 @@ pub(crate) fn write_empty_iq(out: &mut String, iq: &crate::Iq) {
 /// attribute-value normalization would otherwise turn into spaces).
 pub(crate) fn escape_into(out: &mut String, s: &str, attr: bool) {
     let bytes = s.as_bytes();
-    // Most values (ids, JIDs, names, namespaces) need no escaping: one table scan, one copy.
-    let table = if attr { &ESCAPE_ATTR } else { &ESCAPE_TEXT };
-    if !bytes.iter().any(|&b| table[usize::from(b)]) {
+    // Most values (ids, JIDs, names, namespaces) need no escaping: one scan, one copy.
+    if !needs_escape(bytes, attr) {
         out.push_str(s);
         return;
     }
@@ -1089,6 +1088,35 @@ pub(crate) fn escape_into(out: &mut String, s: &str, attr: bool) {
         last = i + 1;
     }
     out.push_str(&s[last..]);
+}
+
+/// Whether [`escape_into`] must replace a byte of `bytes`. Eight bytes at a time: a word
+/// without a byte below 0x20 or one of `&<>` (and `"` in attributes) is passed with a few
+/// operations; the others are looked up byte by byte.
+fn needs_escape(bytes: &[u8], attr: bool) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte equal to `c` (exact for "none at all": a spurious flag
+    // only ever sits above a true one).
+    let equal = |w: u64, c: u8| {
+        let x = w ^ (ONES * u64::from(c));
+        x.wrapping_sub(ONES) & !x & HIGH
+    };
+    let table = if attr { &ESCAPE_ATTR } else { &ESCAPE_TEXT };
+    let exact = |part: &[u8]| part.iter().any(|&b| table[usize::from(b)]);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let quote = if attr { equal(w, b'"') } else { 0 };
+        let m = below_space | equal(w, b'&') | equal(w, b'<') | equal(w, b'>') | quote;
+        if m != 0 && exact(chunk) {
+            return true;
+        }
+    }
+    exact(chunks.remainder())
 }
 
 /// Bytes [`escape_into`] replaces in attribute values.
@@ -1157,6 +1185,27 @@ mod tests {
                         x[at + 1] = 0x80 | b;
                     }
                     assert_eq!(super::forbidden_control(&x), naive(&x), "{x:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_escape_check_finds_every_byte_that_needs_escaping() {
+        for attr in [false, true] {
+            let table = if attr {
+                &super::ESCAPE_ATTR
+            } else {
+                &super::ESCAPE_TEXT
+            };
+            for len in 0..20 {
+                for at in 0..len {
+                    for b in 0u8..=0xff {
+                        let mut x = vec![b'a'; len];
+                        x[at] = b;
+                        let naive = x.iter().any(|&c| table[usize::from(c)]);
+                        assert_eq!(super::needs_escape(&x, attr), naive, "{x:?} {attr}");
+                    }
                 }
             }
         }
