@@ -19,17 +19,22 @@
 //!   each chunk's replies before stopping its clock), the way a server handles a stanza
 //!   right after reading it. Both sides run about twice as fast this way.
 //! - **Parse included**: both get every IQ as XML text and write every reply as XML text.
-//!   huddle: `handle_xml` (the full hardened codec: valid stanzas are decoded straight
-//!   from the tokenizer, see `Codec::parse_iq`) and `poll_transmit_xml`, which writes each
-//!   reply into an output buffer that is cleared once the reply is complete (as a server
-//!   writes into its connection's buffer; ltx builds a new string per reply). jingle.js does not read XML itself (stanza does that for it), so the node
-//!   script parses with ltx (xmpp.js's XML library), maps the element to jingle.js's JSON
-//!   with a hand-written mapping that knows only this mix, and serializes each reply with
-//!   ltx: lighter than a real client's generic translation, so this ratio favours node.
+//!   huddle: `handle_xml` (the full hardened codec, all limits and checks: valid stanzas
+//!   are decoded by huddle-jingle's fast reader, without an element tree, see
+//!   `Codec::parse_iq`; the manager's own JID and the last sender are reused rather than
+//!   parsed again) and `poll_transmit_xml`, which writes each reply into an output buffer
+//!   that is cleared once the reply is complete (as a server writes into its connection's
+//!   buffer; ltx builds a new string per reply). jingle.js does not read XML itself
+//!   (stanza does that for it), so the node script parses with ltx (xmpp.js's XML
+//!   library), maps the element to jingle.js's JSON with a hand-written mapping that knows
+//!   only this mix, and serializes each reply with ltx: lighter than a real client's
+//!   generic translation, so this ratio favours node.
 //!
 //! The machine is shared: huddle and node are measured in five interleaved rounds and
-//! each figure is the median of its rounds (all rounds are printed). For instruction counts,
-//! `HUDDLE_SESSION_PROFILE=typed|hot|xml|codec|memory` runs only one case (see [`profile`]).
+//! each figure is the median of its rounds (all rounds are printed; five rather than three
+//! since this session: single rounds of either side swing by a third on a busy machine).
+//! For instruction counts, `HUDDLE_SESSION_PROFILE=typed|hot|xml|codec|memory` runs only
+//! one case (see [`profile`]).
 //!
 //! jingle.js and ltx are installed with npm into `target/huddle-bench/node-scratch` on
 //! first use; without node or npm their column says why.
