@@ -1,15 +1,16 @@
-//! The fast reader of `<iq/>` stanzas: decodes the iq, jingle and content levels
-//! straight from the tokenizer's events, borrowing names and values from the input, and
-//! builds owned [`Element`]s only for what is kept or decoded as an element (payloads,
-//! reasons, errors, extensions).
+//! The fast reader of `<iq/>` stanzas and bare `<jingle/>`s: decodes the iq, jingle and
+//! content levels straight from the tokenizer's events, borrowing names and values from
+//! the input, and builds owned [`Element`]s only for what is kept or decoded as an element
+//! (payloads, reasons, errors, extensions).
 //!
 //! Its tokenizer ([`Lexer`]) knows only the XML that stanzas are made of (tags with
 //! quoted attributes, text with references, namespaces) and applies the same checks and
 //! [`Limits`] as the tree reader's; it decodes every payload with the same functions as
 //! the tree reader. It needs no error paths of its own: whenever anything is not exactly
 //! as expected (an error, or just something it does not read itself: CDATA, an XML
-//! declaration, a CR, odd spacing, more than a few levels of nesting) it gives up
-//! (`None`) and [`crate::Codec::parse_iq`] reads the document again the tree way, which
+//! declaration, a CR, references in attribute values, odd spacing, non-ASCII names, more
+//! than a few levels of nesting) it gives up
+//! (`None`) and the [`Codec`](crate::Codec) reads the document again the tree way, which
 //! produces the value or the precise error. The property tests below check that the two
 //! readers agree on every input: where this one accepts, it returns what the tree reader
 //! returns.
@@ -381,14 +382,13 @@ impl<'a> Lexer<'a> {
         &self.limits
     }
 
-    /// The unescaped value of an unqualified attribute of the last start tag.
+    /// The value of an unqualified attribute of the last start tag (as written: it holds
+    /// no references, the lexer leaves those to the tree reader).
     fn attr(&self, name: &str) -> Option<&'a str> {
         self.attr_ns("", name)
     }
 
-    /// The value of a namespaced attribute of the last start tag (`None` also when it
-    /// holds references: the callers then leave the stanza to the tree reader, which
-    /// unescapes).
+    /// The value of a namespaced attribute of the last start tag.
     fn attr_ns(&self, ns: &str, name: &str) -> Option<&'a str> {
         self.attrs[..self.attr_count]
             .iter()
