@@ -8,7 +8,7 @@
 // excluded). `xml` starts from the same IQs as XML text, parses each with ltx (xmpp.js's
 // XML library), maps the element to jingle.js's JSON shape for this mix, and serializes
 // every IQ jingle.js sends back to XML text with ltx: XML in, XML out, like huddle's
-// `handle_xml` + `to_xml`. ltx with a hand-written mapping is lighter than stanza's
+// `handle_xml` + `poll_transmit_xml`. ltx with a hand-written mapping is lighter than stanza's
 // generic JXT translation, so this favours node.
 'use strict';
 const path = require('path');

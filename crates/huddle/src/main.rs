@@ -119,25 +119,41 @@ fn main() -> ExitCode {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+/// Installs the SIGINT and SIGTERM handlers now and returns a future that resolves at
+/// the first of them.
+///
+/// Call it before announcing readiness ("listening on ..."): a supervisor (or a test) may
+/// send SIGTERM the moment it reads that line, and a signal that arrives before the
+/// handler exists takes the default action (death by signal, not a clean stop).
+#[cfg(unix)]
+pub(crate) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    async fn first(s: Option<Signal>) {
+        match s {
+            Some(mut s) => {
+                s.recv().await;
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            None => std::future::pending().await,
         }
     }
-    #[cfg(not(unix))]
-    {
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        if term.is_none() && int.is_none() {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+        tokio::select! {
+            _ = first(term) => {}
+            _ = first(int) => {}
+        }
+    }
+}
+
+/// Returns a future that resolves at Ctrl-C.
+#[cfg(not(unix))]
+pub(crate) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -352,6 +352,8 @@ pub(crate) async fn run(args: RelayArgs) -> Result<ExitCode> {
         bail!("{}: no users", cred_path.display());
     }
     let relay = RunningRelay::start(&args, credentials).await?;
+    // Before "listening on": whoever reads that line may signal us at once.
+    let shutdown = crate::shutdown_signal();
     for (addr, uri) in relay.server.local_addrs().iter().zip(relay.server.uris()) {
         println!("relay: listening on {addr} as {uri}");
     }
@@ -359,7 +361,7 @@ pub(crate) async fn run(args: RelayArgs) -> Result<ExitCode> {
         println!("relay: metrics on http://{m}/metrics");
     }
     tracing::info!("relay started");
-    crate::shutdown_signal().await;
+    shutdown.await;
     println!("relay: shutting down");
     if let Some(m) = relay.shutdown().await {
         println!(

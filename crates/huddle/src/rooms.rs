@@ -106,6 +106,8 @@ pub(crate) async fn run(command: RoomsCommand) -> Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
+    // Before "listening on": whoever reads that line may signal us at once.
+    let shutdown = crate::shutdown_signal();
     println!(
         "rooms: listening on http://{} ({})",
         listener.local_addr()?,
@@ -115,7 +117,7 @@ pub(crate) async fn run(command: RoomsCommand) -> Result<ExitCode> {
         )
     );
     let state = AppState::new(store, config, Arc::new(SystemClock));
-    server::serve(listener, state, crate::shutdown_signal())
+    server::serve(listener, state, shutdown)
         .await
         .context("serving")?;
     println!("rooms: stopped");
