@@ -647,8 +647,8 @@ impl<'a> Lexer<'a> {
     /// A new owned element for the start tag just read, with its attributes.
     fn new_element(&self, name: &str, ns: &str) -> Element {
         Element {
-            name: name.to_owned(),
-            namespace: ns.to_owned(),
+            name: crate::xml::known_name(name),
+            namespace: crate::xml::known_namespace(ns),
             attributes: self.attrs[..self.attr_count]
                 .iter()
                 .map(|a| Attribute {

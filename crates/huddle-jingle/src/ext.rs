@@ -122,7 +122,7 @@ impl Registry {
     ) -> Option<Result<ExtensionPayload, crate::ParseError>> {
         let f = self.get(slot, &el.namespace)?;
         Some(f(el).map_err(|message| crate::ParseError::Extension {
-            namespace: el.namespace.clone(),
+            namespace: el.namespace.to_string(),
             message,
         }))
     }

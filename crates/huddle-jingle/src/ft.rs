@@ -124,7 +124,7 @@ impl File {
         }
         let mut f = File::default();
         for mut child in de::child_elements(&mut el) {
-            match (child.namespace.as_str(), child.name.as_str()) {
+            match (&*child.namespace, &*child.name) {
                 (ns::FILE_TRANSFER, "date") => {
                     de::once(&mut f.date, de::text(child), "file", "date")?
                 }

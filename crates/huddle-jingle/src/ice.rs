@@ -108,7 +108,7 @@ impl IceUdpTransport {
             ..Default::default()
         };
         for mut c in de::child_elements(&mut el) {
-            match (c.namespace.as_str(), c.name.as_str()) {
+            match (&*c.namespace, &*c.name) {
                 (ns::ICE_UDP, "candidate") => {
                     // XEP-0176 §5.1 and schema: component, foundation, generation, id,
                     // ip, port, priority, protocol and type are required.

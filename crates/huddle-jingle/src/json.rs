@@ -201,7 +201,10 @@ fn element_from_json_depth(v: &Value, depth: usize) -> Result<Element, JsonError
     if name.is_empty() || name.contains([':', '<', '>', '&', '"', '\'', ' ', '/', '=']) {
         return Err(invalid("element", "name", &Value::String(name.into())));
     }
-    let mut el = Element::new(name, opt_str(o, "element", "namespace")?.unwrap_or(""));
+    let mut el = Element::new(
+        crate::xml::known_name(name),
+        crate::xml::known_namespace(opt_str(o, "element", "namespace")?.unwrap_or("")),
+    );
     if let Some(attrs) = o.get("attributes") {
         for (k, v) in as_obj(attrs, "element", "attributes")? {
             let value = v

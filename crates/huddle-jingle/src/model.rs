@@ -130,10 +130,7 @@ impl Iq {
         // RFC 6120 §4.8.3: stanzas are qualified by the stream's content namespace; a
         // stanza read on its own (a file, a test vector) may carry none.
         if el.name != "iq"
-            || !matches!(
-                el.namespace.as_str(),
-                "" | ns::CLIENT | ns::SERVER | ns::COMPONENT
-            )
+            || !matches!(&*el.namespace, "" | ns::CLIENT | ns::SERVER | ns::COMPONENT)
         {
             return Err(unexpected("iq", el));
         }
@@ -189,7 +186,7 @@ impl Iq {
                 return Err(ParseError::UnexpectedElement {
                     expected: "jingle",
                     name: "error".into(),
-                    namespace: client_ns,
+                    namespace: client_ns.into_owned(),
                 });
             }
             _ => {}
@@ -319,8 +316,8 @@ pub(crate) fn json_jid(
 pub(crate) fn unexpected(expected: &'static str, el: Element) -> ParseError {
     ParseError::UnexpectedElement {
         expected,
-        name: el.name,
-        namespace: el.namespace,
+        name: el.name.into_owned(),
+        namespace: el.namespace.into_owned(),
     }
 }
 
@@ -390,7 +387,7 @@ impl Jingle {
     /// Takes one child element other than a `<content/>` (both XML readers share this).
     pub(crate) fn push_child(&mut self, child: Element, reg: &Registry) -> Result<(), ParseError> {
         if child.namespace == ns::JINGLE {
-            match child.name.as_str() {
+            match &*child.name {
                 "content" => self.contents.push(Content::decode(child, reg)?),
                 "reason" => de::once(&mut self.reason, Reason::decode(child)?, "jingle", "reason")?,
                 _ => self.extensions.push(child),
@@ -618,7 +615,7 @@ impl Content {
 
     /// Takes one child element (both XML readers share this).
     pub(crate) fn push_child(&mut self, child: Element, reg: &Registry) -> Result<(), ParseError> {
-        match child.name.as_str() {
+        match &*child.name {
             "description" if child.namespace != ns::JINGLE => {
                 let d = Description::decode(child, reg)?;
                 de::once(&mut self.description, d, "content", "description")?;
@@ -766,7 +763,7 @@ impl Description {
         if let Some(r) = reg.decode(Slot::Description, &el) {
             return r.map(Description::Extension);
         }
-        Ok(match el.namespace.as_str() {
+        Ok(match &*el.namespace {
             ns::FILE_TRANSFER => Description::FileTransfer(Box::new(FileTransfer::decode(el)?)),
             ns::RTP => Description::Rtp(RtpDescription::decode(el)?),
             _ => Description::Raw(el),
@@ -844,7 +841,7 @@ impl Transport {
         if let Some(r) = reg.decode(Slot::Transport, &el) {
             return r.map(Transport::Extension);
         }
-        Ok(match el.namespace.as_str() {
+        Ok(match &*el.namespace {
             ns::IBB => Transport::Ibb(IbbTransport::decode(el)?),
             ns::S5B => Transport::Socks5(Box::new(Socks5Transport::decode(el)?)),
             ns::ICE_UDP => Transport::IceUdp(Box::new(IceUdpTransport::decode(el)?)),
@@ -909,12 +906,12 @@ impl SessionInfo {
         if let Some(r) = reg.decode(Slot::SessionInfo, &el) {
             return r.map(SessionInfo::Extension);
         }
-        Ok(match el.namespace.as_str() {
+        Ok(match &*el.namespace {
             ns::RTP_INFO => match RtpInfo::decode(&el)? {
                 Some(i) => SessionInfo::Rtp(i),
                 None => SessionInfo::Raw(el),
             },
-            ns::FILE_TRANSFER if matches!(el.name.as_str(), "checksum" | "received") => {
+            ns::FILE_TRANSFER if matches!(&*el.name, "checksum" | "received") => {
                 SessionInfo::FileTransfer(Box::new(FileInfo::decode(el)?))
             }
             _ => SessionInfo::Raw(el),
@@ -1190,7 +1187,7 @@ impl StanzaError {
         let mut e = StanzaError::new(kind, StanzaErrorCondition::UndefinedCondition);
         let mut condition = None;
         for child in de::child_elements(&mut el) {
-            match child.namespace.as_str() {
+            match &*child.namespace {
                 ns::STANZAS if child.name == "text" => {
                     e.lang = child.attr_ns(XML_NS, "lang").map(str::to_owned);
                     let t = de::text(child);

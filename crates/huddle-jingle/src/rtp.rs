@@ -247,7 +247,7 @@ impl RtpInfo {
                     value: c.to_owned(),
                 }),
         };
-        Ok(Some(match el.name.as_str() {
+        Ok(Some(match &*el.name {
             "active" => RtpInfo::Active,
             "hold" => RtpInfo::Hold,
             "unhold" => RtpInfo::Unhold,

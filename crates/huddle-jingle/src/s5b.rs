@@ -128,7 +128,7 @@ impl Socks5Transport {
                 t.extensions.push(child);
                 continue;
             }
-            match child.name.as_str() {
+            match &*child.name {
                 "candidate" => {
                     // XEP-0260 schema: cid, host, jid and priority are required; port is
                     // optional and type defaults to direct.

@@ -80,10 +80,12 @@ pub enum Node {
 /// insignificant); all other text is.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Element {
-    /// The local name.
-    pub name: String,
-    /// The namespace URI, empty when the element is in no namespace.
-    pub namespace: String,
+    /// The local name (borrowed when it is a constant: an element built with a
+    /// `&'static str` name, or a name the readers know, costs no allocation).
+    pub name: Cow<'static, str>,
+    /// The namespace URI, empty when the element is in no namespace (borrowed like
+    /// `name`).
+    pub namespace: Cow<'static, str>,
     /// Attributes in document order (namespace declarations are not attributes).
     pub attributes: Vec<Attribute>,
     /// Children in document order.
@@ -91,8 +93,12 @@ pub struct Element {
 }
 
 impl Element {
-    /// A new element without attributes or children.
-    pub fn new(name: impl Into<String>, namespace: impl Into<String>) -> Self {
+    /// A new element without attributes or children. A `&'static str` name or
+    /// namespace is kept borrowed (no allocation); a `String` is moved in.
+    pub fn new(
+        name: impl Into<Cow<'static, str>>,
+        namespace: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Element {
             name: name.into(),
             namespace: namespace.into(),
@@ -211,6 +217,58 @@ impl Element {
 impl fmt::Display for Element {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_xml())
+    }
+}
+
+/// An element name read from a document, borrowed when it is one of the names Jingle
+/// payloads use most (no allocation for them), owned otherwise.
+pub(crate) fn known_name(name: &str) -> Cow<'static, str> {
+    const NAMES: [&str; 14] = [
+        "description",
+        "transport",
+        "security",
+        "content",
+        "reason",
+        "candidate",
+        "payload-type",
+        "parameter",
+        "file",
+        "hash",
+        "text",
+        "jingle",
+        "iq",
+        "error",
+    ];
+    match NAMES.iter().find(|n| **n == name) {
+        Some(n) => Cow::Borrowed(n),
+        None => Cow::Owned(name.to_owned()),
+    }
+}
+
+/// A namespace URI read from a document, borrowed when it is empty or one of the
+/// namespaces of [`crate::ns`] (no allocation), owned otherwise.
+pub(crate) fn known_namespace(uri: &str) -> Cow<'static, str> {
+    use crate::ns;
+    const URIS: [&str; 15] = [
+        "",
+        ns::JINGLE,
+        ns::JINGLE_ERRORS,
+        ns::CLIENT,
+        ns::SERVER,
+        ns::COMPONENT,
+        ns::STANZAS,
+        ns::FILE_TRANSFER,
+        ns::HASHES,
+        ns::IBB,
+        ns::S5B,
+        ns::ICE_UDP,
+        ns::RTP,
+        ns::RTP_INFO,
+        XML_NS,
+    ];
+    match URIS.iter().find(|u| **u == uri) {
+        Some(u) => Cow::Borrowed(u),
+        None => Cow::Owned(uri.to_owned()),
     }
 }
 
@@ -572,8 +630,8 @@ impl<'a> Tokens<'a> {
     /// A new owned element for the start tag just read, with its attributes.
     fn new_element(&self, name: &str, ns: &str) -> Element {
         Element {
-            name: name.to_owned(),
-            namespace: ns.to_owned(),
+            name: known_name(name),
+            namespace: known_namespace(ns),
             attributes: self
                 .attrs
                 .iter()

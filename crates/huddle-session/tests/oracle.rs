@@ -420,10 +420,10 @@ fn iq_from_oracle(v: &Value) -> Result<Iq, ParseError> {
             content.senders = s;
         }
         if let Some(a) = c["application"]["applicationType"].as_str() {
-            content.description = Some(Description::Raw(Element::new("description", a)));
+            content.description = Some(Description::Raw(Element::new("description", a.to_owned())));
         }
         if let Some(t) = c["transport"]["transportType"].as_str() {
-            content.transport = Some(Transport::Raw(Element::new("transport", t)));
+            content.transport = Some(Transport::Raw(Element::new("transport", t.to_owned())));
         }
         jingle.contents.push(content);
     }

@@ -41,7 +41,10 @@ impl ApplicationHandler for FuzzHandler {
 
 fn content(app: &str) -> Content {
     let mut c = Content::new(Creator::Initiator, "c1");
-    c.description = Some(Description::Raw(Element::new("description", app)));
+    c.description = Some(Description::Raw(Element::new(
+        "description",
+        app.to_owned(),
+    )));
     c.transport = Some(Transport::Raw(Element::new("transport", "t")));
     c
 }

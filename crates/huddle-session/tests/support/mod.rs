@@ -22,7 +22,10 @@ pub fn jid(s: &str) -> Jid {
 /// oracle's `{applicationType, transportType}`).
 pub fn content(app: &str) -> Content {
     let mut c = Content::new(Creator::Initiator, "c1");
-    c.description = Some(Description::Raw(Element::new("description", app)));
+    c.description = Some(Description::Raw(Element::new(
+        "description",
+        app.to_owned(),
+    )));
     c.transport = Some(Transport::Raw(Element::new("transport", TEST_NS)));
     c
 }
