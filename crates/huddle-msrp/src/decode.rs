@@ -617,10 +617,7 @@ impl Decoder {
             let eol = plain_line_end(h, v)?;
             let bit = 1 << name as u32;
             // The first Byte-Range must parse (the general path reports it otherwise).
-            if name == KnownHeader::ByteRange
-                && seen & bit == 0
-                && ByteRange::parse_bytes(&h[v..eol]).is_none()
-            {
+            if name == KnownHeader::ByteRange && seen & bit == 0 && !byte_range_ok(&h[v..eol]) {
                 return None;
             }
             seen |= bit;
@@ -1314,6 +1311,20 @@ fn plain_line_end(b: &[u8], mut i: usize) -> Option<usize> {
     None
 }
 
+/// `ByteRange::parse_bytes(v).is_some()`, with the shape of every first chunk whose
+/// sender does not yet know where it ends (`1-*/` and the total: one to nineteen
+/// digits, which cannot overflow, or `*`) told by a four-byte compare and a digit test.
+#[inline(always)]
+fn byte_range_ok(v: &[u8]) -> bool {
+    if let Some(total) = v.strip_prefix(b"1-*/")
+        && (total == b"*"
+            || (1..=19).contains(&total.len()) && total.iter().all(u8::is_ascii_digit))
+    {
+        return true;
+    }
+    ByteRange::parse_bytes(v).is_some()
+}
+
 /// The index of the first colon of an ASCII `line`.
 #[inline(always)]
 fn find_colon(line: &[u8]) -> Option<usize> {
@@ -1655,6 +1666,40 @@ mod tests {
         let names: Vec<_> = c.headers().iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["To-Path", "From-Path", "message-id", "X-Thing"]);
         assert_eq!(c.message_id(), Some("1"));
+    }
+
+    #[test]
+    fn quick_byte_range_check_matches_the_parser() {
+        let nineteen = "9".repeat(19);
+        let twenty = "9".repeat(20);
+        let mut values = vec![
+            "1-*/*".to_string(),
+            "1-*/0".into(),
+            "1-*/1".into(),
+            "1-*/25".into(),
+            format!("1-*/{nineteen}"),
+            format!("1-*/{twenty}"),
+            "1-*/".into(),
+            "1-*/2a".into(),
+            "1-*/ 2".into(),
+            "1-*/**".into(),
+            "1-25/25".into(),
+            "0-*/5".into(),
+            "2-*/0".into(),
+            "1-*".into(),
+            "1-*/-1".into(),
+        ];
+        for b in 0..=255u8 {
+            values.push(format!("1-*/1{}", b as char));
+        }
+        for v in &values {
+            assert_eq!(
+                byte_range_ok(v.as_bytes()),
+                ByteRange::parse_bytes(v.as_bytes()).is_some(),
+                "{v:?}"
+            );
+        }
+        assert!(!byte_range_ok(b"1-*/\xff"));
     }
 
     #[test]
