@@ -342,6 +342,21 @@ struct PlainFrame {
     end: usize,
 }
 
+/// The chunk of a frame the fast path read, split from the front of `buf` (one split
+/// per frame; the headers and the body are ranges of it).
+#[inline(always)]
+fn plain_chunk(buf: &mut BytesMut, p: PlainFrame) -> Chunk {
+    let tid =
+        TransactionId::from_window(buf[5..5 + MAX_TID].try_into().expect("32 bytes"), p.tid_len);
+    let start = p.start.unwrap_or(StartLine::Request(Method::SEND));
+    let frame = buf.split_to(p.end).freeze();
+    let headers = Headers::decoded_inline(frame, p.fields, p.n);
+    match p.body {
+        Some(body) => Chunk::decoded(tid, start, headers, body, p.flag),
+        None => Chunk::new(tid, start, headers, None, p.flag),
+    }
+}
+
 /// A parsed start line and header block.
 #[derive(Debug)]
 struct Head {
@@ -446,20 +461,9 @@ impl Decoder {
     /// Decodes the next frame or segment from the front of `buf`.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, DecodeError> {
         if self.is_idle()
-            && let Some(p) = self.decode_plain(buf)
+            && let Some(c) = self.decode_plain(buf)
         {
-            let tid = TransactionId::from_window(
-                buf[5..5 + MAX_TID].try_into().expect("32 bytes"),
-                p.tid_len,
-            );
-            let start = p.start.unwrap_or(StartLine::Request(Method::SEND));
-            // One split per frame; the headers and the body are ranges of it.
-            let frame = buf.split_to(p.end).freeze();
-            let headers = Headers::decoded_inline(frame, p.fields, p.n);
-            return Ok(Some(match p.body {
-                Some(body) => Chunk::decoded(tid, start, headers, body, p.flag),
-                None => Chunk::new(tid, start, headers, None, p.flag),
-            }));
+            return Ok(Some(c));
         }
         loop {
             match &mut self.state {
@@ -502,7 +506,7 @@ impl Decoder {
     /// to that. Tried once per frame, so input that arrives in pieces is still scanned
     /// in linear time.
     #[inline(always)]
-    fn decode_plain(&self, buf: &BytesMut) -> Option<PlainFrame> {
+    fn decode_plain(&self, buf: &mut BytesMut) -> Option<Chunk> {
         let b: &[u8] = buf;
         let limits = &self.limits;
         // The head: every line of it must end within the head limit, and its offsets
@@ -580,15 +584,19 @@ impl Decoder {
                     if at - body_start > limits.max_body_in_memory {
                         return None;
                     }
-                    return Some(PlainFrame {
-                        tid_len: tid.len(),
-                        start,
-                        fields,
-                        n,
-                        body: Some((body_start, at)),
-                        flag,
-                        end,
-                    });
+                    let tid_len = tid.len();
+                    return Some(plain_chunk(
+                        buf,
+                        PlainFrame {
+                            tid_len,
+                            start,
+                            fields,
+                            n,
+                            body: Some((body_start, at)),
+                            flag,
+                            end,
+                        },
+                    ));
                 }
                 // RFC 4975 §9 end-line = "-------" transact-id continuation-flag CRLF
                 let end = pos + DASHES.len() + tid.len() + 3;
@@ -600,15 +608,19 @@ impl Decoder {
                 {
                     return None;
                 }
-                return Some(PlainFrame {
-                    tid_len: tid.len(),
-                    start,
-                    fields,
-                    n,
-                    body: None,
-                    flag,
-                    end,
-                });
+                let tid_len = tid.len();
+                return Some(plain_chunk(
+                    buf,
+                    PlainFrame {
+                        tid_len,
+                        start,
+                        fields,
+                        n,
+                        body: None,
+                        flag,
+                        end,
+                    },
+                ));
             }
             // RFC 4975 §9 `header = hname ":" SP hval CRLF`. Other blanks before the
             // value (tolerated: real peers write `Name:value`) take the general path.
@@ -1292,14 +1304,11 @@ fn plain_line_end(b: &[u8], mut i: usize) -> Option<usize> {
         if c.iter()
             .fold(false, |any, &x| any | (x.wrapping_sub(0x20) > 0x5e))
         {
-            let x = u128::from_le_bytes(*c);
-            let lo = flags(x as u64);
-            let bit = if lo != 0 {
-                lo.trailing_zeros()
-            } else {
-                64 + flags((x >> 64) as u64).trailing_zeros()
-            };
-            return found(i + bit as usize / 8);
+            // 0xff for each such byte (again one vector compare), located by a count
+            // of trailing zeros.
+            let m: [u8; 16] =
+                core::array::from_fn(|j| u8::from(c[j].wrapping_sub(0x20) > 0x5e).wrapping_neg());
+            return found(i + u128::from_le_bytes(m).trailing_zeros() as usize / 8);
         }
         i += 16;
     }
