@@ -48,7 +48,7 @@ use criterion::{BatchSize, Criterion};
 use huddle_bench::{MIN_MEASURE, Table, measure, timed};
 use huddle_jingle::{
     Action, Content, Creator, Description, Element, Iq, IqType, Jid, Jingle, Reason,
-    ReasonCondition, Senders, Transport,
+    ReasonCondition, Senders, Sid, Transport,
 };
 use huddle_session::jingle::{ApplicationHandler, Config, Session, SessionManager, Verdict};
 
@@ -112,7 +112,9 @@ fn mix(round: u64) -> Vec<Iq> {
 fn mix_sessions(round: u64, range: std::ops::Range<usize>, jids: &(Jid, Jid)) -> Vec<Iq> {
     let mut out = Vec::with_capacity(range.len() * 6);
     for i in range {
-        let sid = format!("r{round}s{i}");
+        // One shared sid per session, like the one string the node side puts in each of
+        // the session's request objects.
+        let sid = Sid::from(format!("r{round}s{i}"));
         let with = |action, contents: Vec<Content>| {
             let mut j = Jingle::new(action, sid.clone());
             j.contents = contents;
@@ -121,7 +123,7 @@ fn mix_sessions(round: u64, range: std::ops::Range<usize>, jids: &(Jid, Jid)) ->
         let mut modify = Content::new(Creator::Initiator, "c1");
         modify.senders = Senders::Initiator;
         let mut term = Jingle::new(Action::SessionTerminate, sid.clone());
-        term.reason = Some(Reason::new(ReasonCondition::Success));
+        term.reason = Some(Box::new(Reason::new(ReasonCondition::Success)));
         out.push(iq(
             &sid,
             0,

@@ -17,24 +17,26 @@
 
 use std::borrow::Cow;
 
-use crate::Document;
 use crate::ext::Registry;
 use crate::jid::Jid;
 use crate::model::{
     Action, Content, Creator, DEFAULT_DISPOSITION, Iq, IqType, Jingle, Senders, StanzaError,
 };
 use crate::ns;
+use crate::sid::Sid;
 use crate::xml::{
     Attribute, Binding, Element, Limits, Node, XML_NS, declaration, finish_element, is_xml_char,
     lookup, push_text,
 };
+use crate::{Document, Known};
 
 /// Decodes one `<iq/>` document, or `None` when the tree reader must decide (malformed
 /// or unusual input: the tree reader then gives the error, or the value).
 ///
-/// An address equal to one of `known` is a clone of it (JID equality is string
-/// equality, and a known JID is valid), not a new allocation.
-pub(crate) fn iq(input: &[u8], limits: &Limits, reg: &Registry, known: &[&Jid]) -> Option<Iq> {
+/// An address equal to one of `known.jids`, or a sid equal to `known.sid`, is a clone of
+/// it (JID and sid equality are string equality, and a known JID is valid), not a new
+/// allocation.
+pub(crate) fn iq(input: &[u8], limits: &Limits, reg: &Registry, known: Known<'_>) -> Option<Iq> {
     match root(input, limits, reg, known)? {
         Root::Iq(iq) => Some(iq),
         Root::Jingle(_) => None,
@@ -47,7 +49,7 @@ pub(crate) fn document(
     input: &[u8],
     limits: &Limits,
     reg: &Registry,
-    known: &[&Jid],
+    known: Known<'_>,
 ) -> Option<Document> {
     Some(match root(input, limits, reg, known)? {
         Root::Iq(iq) => Document::Iq(iq),
@@ -61,7 +63,7 @@ enum Root {
     Jingle(Box<Jingle>),
 }
 
-fn root(input: &[u8], limits: &Limits, reg: &Registry, known: &[&Jid]) -> Option<Root> {
+fn root(input: &[u8], limits: &Limits, reg: &Registry, known: Known<'_>) -> Option<Root> {
     let mut t = Lexer::new(input, limits)?;
     let root = match t.next()? {
         Tok::Start {
@@ -85,7 +87,7 @@ fn iq_body(
     client_ns: &str,
     empty: bool,
     reg: &Registry,
-    known: &[&Jid],
+    known: Known<'_>,
 ) -> Option<Iq> {
     // RFC 6120 §4.8.3 (as in `Iq::decode`): the stanza's namespace, or none.
     if !matches!(client_ns, "" | ns::CLIENT | ns::SERVER | ns::COMPONENT) {
@@ -94,8 +96,8 @@ fn iq_body(
     // RFC 6120 §8.1.3, §8.2.3: 'type' and 'id' are REQUIRED.
     let kind = IqType::from_wire(t.attr("type")?)?;
     let id = t.attr("id")?.to_owned();
-    let from = jid(t.attr("from"), known)?;
-    let to = jid(t.attr("to"), known)?;
+    let from = jid(t.attr("from"), known.jids)?;
+    let to = jid(t.attr("to"), known.jids)?;
     let lang = t.attr_ns(XML_NS, "lang").map(str::to_owned);
     let mut jingle: Option<Box<Jingle>> = None;
     let mut error: Option<Box<StanzaError>> = None;
@@ -139,13 +141,17 @@ fn iq_body(
 }
 
 /// The `<jingle/>` whose start tag was just read.
-fn jingle(t: &mut Lexer<'_>, empty: bool, reg: &Registry, known: &[&Jid]) -> Option<Box<Jingle>> {
+fn jingle(t: &mut Lexer<'_>, empty: bool, reg: &Registry, known: Known<'_>) -> Option<Box<Jingle>> {
     // XEP-0166 §7.1: 'action' and 'sid' are REQUIRED.
     let action = Action::from_wire(t.attr("action")?.as_bytes())?;
-    // Built in place: a `Jingle` is large, moving it into a box afterwards copies it.
-    let mut j = Box::new(Jingle::new(action, t.attr("sid")?));
-    j.initiator = jid(t.attr("initiator"), known)?;
-    j.responder = jid(t.attr("responder"), known)?;
+    let sid = t.attr("sid")?;
+    let sid = match known.sid {
+        Some(k) if k.as_str() == sid => k.clone(),
+        _ => Sid::new(sid),
+    };
+    let mut j = Box::new(Jingle::new(action, sid));
+    j.initiator = jid(t.attr("initiator"), known.jids)?;
+    j.responder = jid(t.attr("responder"), known.jids)?;
     if empty {
         return Some(j);
     }
@@ -788,7 +794,7 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::{document, iq};
+    use super::{Known, Sid, document, iq};
     use crate::ext::Registry;
     use crate::jid::Jid;
     use crate::xml::{Limits, read_document};
@@ -802,7 +808,7 @@ mod tests {
     /// Both readers' results, checked to agree.
     fn agree(input: &[u8], limits: &Limits) -> (Option<Document>, Option<Document>) {
         let reg = Registry::default();
-        let fast = document(input, limits, &reg, &[]);
+        let fast = document(input, limits, &reg, Known::default());
         let slow = tree(input, limits);
         if fast.is_some() {
             assert_eq!(
@@ -812,16 +818,24 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
-        // Reusing known addresses changes nothing but allocations.
+        // Reusing known addresses and sids changes nothing but allocations.
         let me = Jid::new("me@example.com/res").expect("jid");
         let romeo = Jid::new("romeo@montague.lit/orchard").expect("jid");
-        assert_eq!(document(input, limits, &reg, &[&me, &romeo]), fast);
+        let jids = [&me, &romeo];
+        for sid in ["a73sjjvkla37jfea", "s", "x"] {
+            let sid = Sid::new(sid);
+            let known = Known {
+                jids: &jids,
+                sid: Some(&sid),
+            };
+            assert_eq!(document(input, limits, &reg, known), fast);
+        }
         // `iq` is `document` for IQs only.
         let only_iq = match &fast {
             Some(Document::Iq(iq)) => Some(iq.clone()),
             _ => None,
         };
-        assert_eq!(iq(input, limits, &reg, &[]), only_iq);
+        assert_eq!(iq(input, limits, &reg, Known::default()), only_iq);
         (fast, slow)
     }
 

@@ -47,6 +47,7 @@ mod model;
 pub mod ns;
 pub mod rtp;
 pub mod s5b;
+mod sid;
 mod xml;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -60,7 +61,20 @@ pub use model::{
     JingleErrorCondition, Reason, ReasonCondition, Senders, SessionInfo, StanzaError,
     StanzaErrorCondition, Transport,
 };
+pub use sid::Sid;
 pub use xml::{Attribute, Element, Limits, Node, XML_NS};
+
+/// Values a reader may reuse instead of building them again (see
+/// [`Codec::parse_iq_reusing`]): cloning one costs a reference count, reading it from the
+/// input an allocation (and, for a JID, its validation).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known<'a> {
+    /// Addresses (`from`, `to`, `initiator`, `responder`) likely to recur.
+    pub jids: &'a [&'a Jid],
+    /// A session id likely to recur (the last request's: a session's actions often
+    /// come in a row).
+    pub sid: Option<&'a Sid>,
+}
 
 /// What a document held: a whole IQ, or a bare `<jingle/>` element.
 // One document is parsed and handled at a time; boxing the larger variant would only add
@@ -115,15 +129,16 @@ impl Codec {
     /// element tree, which gives the precise error. Both ways apply the same limits and
     /// checks and return the same value.
     pub fn parse_iq(&self, input: &[u8]) -> Result<Iq, ParseError> {
-        self.parse_iq_reusing(input, &[])
+        self.parse_iq_reusing(input, Known::default())
     }
 
-    /// [`parse_iq`](Self::parse_iq), reusing `known` addresses: a `from`, `to`,
-    /// `initiator` or `responder` equal to one of them (JIDs are equal when their
-    /// strings are) is a clone of it, a reference count, instead of a newly validated
-    /// and allocated JID. A session manager passes its own JID (the `to` of everything
-    /// it receives) and the sender it heard from last. The value is the same either way.
-    pub fn parse_iq_reusing(&self, input: &[u8], known: &[&Jid]) -> Result<Iq, ParseError> {
+    /// [`parse_iq`](Self::parse_iq), reusing `known` values: a `from`, `to`,
+    /// `initiator` or `responder` equal to one of `known.jids` (JIDs are equal when
+    /// their strings are), or a sid equal to `known.sid`, is a clone of it, a reference
+    /// count, instead of a newly validated and allocated value. A session manager passes
+    /// its own JID (the `to` of everything it receives), the sender it heard from last
+    /// and the sid of the last request. The value is the same either way.
+    pub fn parse_iq_reusing(&self, input: &[u8], known: Known<'_>) -> Result<Iq, ParseError> {
         if let Some(iq) = direct::iq(input, &self.limits, &self.registry, known) {
             return Ok(iq);
         }
@@ -135,7 +150,7 @@ impl Codec {
     /// input without an element tree for the jingle and content levels).
     pub fn parse_jingle(&self, input: &[u8]) -> Result<Jingle, ParseError> {
         if let Some(Document::Jingle(j)) =
-            direct::document(input, &self.limits, &self.registry, &[])
+            direct::document(input, &self.limits, &self.registry, Known::default())
         {
             return Ok(j);
         }
@@ -148,7 +163,7 @@ impl Codec {
     /// jingle and content levels; [`Element::parse`] with
     /// [`decode_element`](Self::decode_element) is the element-tree way).
     pub fn parse(&self, input: &[u8]) -> Result<Document, ParseError> {
-        if let Some(doc) = direct::document(input, &self.limits, &self.registry, &[]) {
+        if let Some(doc) = direct::document(input, &self.limits, &self.registry, Known::default()) {
             return Ok(doc);
         }
         let el = xml::read_document(input, &self.limits)?;

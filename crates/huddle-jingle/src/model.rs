@@ -16,6 +16,7 @@ use crate::json::{self, Obj};
 use crate::ns;
 use crate::rtp::{RtpDescription, RtpInfo};
 use crate::s5b::Socks5Transport;
+use crate::sid::Sid;
 use crate::xml::{Element, Writer, XML_NS};
 
 pub use crate::generated::actions::Action;
@@ -326,25 +327,26 @@ pub(crate) fn unexpected(expected: &'static str, el: Element) -> ParseError {
 pub struct Jingle {
     /// The action (REQUIRED).
     pub action: Action,
-    /// The session id (REQUIRED).
-    pub sid: String,
+    /// The session id (REQUIRED), shared: a session manager keeps the same string.
+    pub sid: Sid,
     /// The full JID of the session initiator.
     pub initiator: Option<Jid>,
     /// The full JID of the responder.
     pub responder: Option<Jid>,
     /// The content definitions.
     pub contents: Vec<Content>,
-    /// Why the action happens (mostly with session-terminate).
-    pub reason: Option<Reason>,
+    /// Why the action happens (mostly with session-terminate). Boxed, like `info`:
+    /// most actions carry neither, and a `Jingle` without them stays small.
+    pub reason: Option<Box<Reason>>,
     /// The informational payload of a session-info action.
-    pub info: Option<SessionInfo>,
+    pub info: Option<Box<SessionInfo>>,
     /// Other children, kept as they came.
     pub extensions: Vec<Element>,
 }
 
 impl Jingle {
     /// A `<jingle/>` with only action and sid.
-    pub fn new(action: Action, sid: impl Into<String>) -> Jingle {
+    pub fn new(action: Action, sid: impl Into<Sid>) -> Jingle {
         Jingle {
             action,
             sid: sid.into(),
@@ -368,16 +370,12 @@ impl Jingle {
                 attribute: "action",
             },
         )?;
-        let sid = de::req(&mut el, "jingle", "sid")?;
+        let sid = Sid::from(de::req(&mut el, "jingle", "sid")?);
         let initiator = de::jid(&mut el, "jingle", "initiator")?;
         let responder = de::jid(&mut el, "jingle", "responder")?;
-        let mut j = Jingle {
-            action,
-            sid,
-            initiator,
-            responder,
-            ..Jingle::new(action, "")
-        };
+        let mut j = Jingle::new(action, sid);
+        j.initiator = initiator;
+        j.responder = responder;
         for child in de::child_elements(&mut el) {
             j.push_child(child, reg)?;
         }
@@ -389,13 +387,18 @@ impl Jingle {
         if child.namespace == ns::JINGLE {
             match &*child.name {
                 "content" => self.contents.push(Content::decode(child, reg)?),
-                "reason" => de::once(&mut self.reason, Reason::decode(child)?, "jingle", "reason")?,
+                "reason" => de::once(
+                    &mut self.reason,
+                    Box::new(Reason::decode(child)?),
+                    "jingle",
+                    "reason",
+                )?,
                 _ => self.extensions.push(child),
             }
         } else if self.action == Action::SessionInfo && self.info.is_none() {
             // XEP-0166 §7.2.11: a session-info carries (at most) one payload element
             // specific to the application format or transport.
-            self.info = Some(SessionInfo::decode(child, reg)?);
+            self.info = Some(Box::new(SessionInfo::decode(child, reg)?));
         } else {
             self.extensions.push(child);
         }
@@ -470,10 +473,10 @@ impl Jingle {
             j.contents.push(Content::from_json(c, reg)?);
         }
         if let Some(r) = o.get("reason").filter(|r| !r.is_null()) {
-            j.reason = Some(Reason::from_json(r)?);
+            j.reason = Some(Box::new(Reason::from_json(r)?));
         }
         if let Some(i) = o.get("info").filter(|i| !i.is_null()) {
-            j.info = Some(SessionInfo::from_json(i, reg)?);
+            j.info = Some(Box::new(SessionInfo::from_json(i, reg)?));
         }
         j.extensions = json::get_extensions(o, "jingle")?;
         Ok(j)

@@ -427,7 +427,7 @@ fn output_is_escaped() {
     let mut j = Jingle::new(huddle_jingle::Action::SessionTerminate, "a\"b<c>&d'\n\te\r");
     let mut r = huddle_jingle::Reason::new(ReasonCondition::Gone);
     r.text = Some("<script>&amp;</script>\r\n ]]>".into());
-    j.reason = Some(r);
+    j.reason = Some(Box::new(r));
     let xml = j.to_xml();
     assert!(!xml.contains("<script>"), "{xml}");
     assert_eq!(parse_jingle(xml.as_bytes()).unwrap(), j);

@@ -421,14 +421,14 @@ fn jingle() -> impl Strategy<Value = Jingle> {
         .prop_map(
             |(action, sid, initiator, responder, contents, reason, info, extensions)| Jingle {
                 action,
-                sid,
+                sid: sid.into(),
                 initiator,
                 responder,
                 contents,
-                reason,
+                reason: reason.map(Box::new),
                 // Only a session-info carries an informational payload; in any other action a
                 // foreign child is an extension.
-                info: (action == Action::SessionInfo).then_some(info),
+                info: (action == Action::SessionInfo).then_some(Box::new(info)),
                 extensions,
             },
         )

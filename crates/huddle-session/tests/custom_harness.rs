@@ -690,9 +690,9 @@ fn offer_answer_sends_are_in_flight_together_and_each_reply_settles_its_own_send
         if i == 3
             && let Some(j) = iq.jingle.as_mut()
         {
-            j.info = Some(huddle_jingle::SessionInfo::Raw(
+            j.info = Some(Box::new(huddle_jingle::SessionInfo::Raw(
                 huddle_jingle::Element::new("data", huddle_session::custom::NS).with_text("zz"),
-            ));
+            )));
         }
         sim.node_mut(b).handle("alice@x/1", iq, now);
     }

@@ -199,9 +199,9 @@ fn base_sessions_refuse_content_add_and_transport_replace_and_unknown_info() {
         now,
     );
     let mut ring = Jingle::new(Action::SessionInfo, "s1");
-    ring.info = Some(huddle_jingle::SessionInfo::Rtp(
+    ring.info = Some(Box::new(huddle_jingle::SessionInfo::Rtp(
         huddle_jingle::rtp::RtpInfo::Ringing,
-    ));
+    )));
     m.handle_iq(request(PEER, ME, "r1", ring), now);
     m.handle_iq(
         request(PEER, ME, "ti", Jingle::new(Action::TransportInfo, "s1")),
@@ -292,7 +292,7 @@ fn every_request_queued_behind_a_terminate_is_answered() {
         now,
     );
     let mut term = Jingle::new(Action::SessionTerminate, "s1");
-    term.reason = Some(Reason::new(ReasonCondition::Success));
+    term.reason = Some(Box::new(Reason::new(ReasonCondition::Success)));
     m.handle_iq(request(PEER, ME, "q2", term), now);
     m.handle_iq(
         request(PEER, ME, "q3", Jingle::new(Action::SessionInfo, "s1")),
@@ -361,7 +361,10 @@ fn end_forms_put_the_reason_on_the_wire() {
         m.end("s1", reason, false).expect("end");
         let out = sent(&mut m, now);
         assert_eq!(
-            out[0].jingle.as_ref().and_then(|j| j.reason.clone()),
+            out[0]
+                .jingle
+                .as_ref()
+                .and_then(|j| j.reason.as_deref().cloned()),
             Some(want)
         );
     }
@@ -688,7 +691,7 @@ fn xml_in_and_out_match_typed_in_and_out() {
         let sid = format!("s{i}");
         requests.push(request(from, ME, &format!("a{i}"), initiate(&sid, TEST_NS)));
         let mut end = Jingle::new(Action::SessionTerminate, sid.as_str());
-        end.reason = Some(Reason::new(ReasonCondition::Success));
+        end.reason = Some(Box::new(Reason::new(ReasonCondition::Success)));
         requests.push(request(from, ME, &format!("b{i}"), end));
     }
     // A request for no session: an error reply (not an empty result) in both.

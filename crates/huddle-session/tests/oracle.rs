@@ -89,7 +89,7 @@ fn norm_iq(iq: &Iq) -> Value {
     if let Some(j) = &iq.jingle {
         let mut jo = Map::new();
         jo.insert("action".into(), json!(j.action.as_str()));
-        jo.insert("sid".into(), json!(j.sid));
+        jo.insert("sid".into(), json!(j.sid.as_str()));
         if let Some(r) = &j.reason {
             jo.insert("reason".into(), reason_json(r));
         }
@@ -433,10 +433,12 @@ fn iq_from_oracle(v: &Value) -> Result<Iq, ParseError> {
             ReasonCondition::from_wire(c.as_bytes()).ok_or_else(|| parse_err("reason", c))?,
         );
         reason.text = r.get("text").and_then(Value::as_str).map(str::to_owned);
-        jingle.reason = Some(reason);
+        jingle.reason = Some(Box::new(reason));
     }
     if j["ringing"] == true {
-        jingle.info = Some(SessionInfo::Rtp(huddle_jingle::rtp::RtpInfo::Ringing));
+        jingle.info = Some(Box::new(SessionInfo::Rtp(
+            huddle_jingle::rtp::RtpInfo::Ringing,
+        )));
     }
     if let Some(i) = j["initiator"].as_str() {
         jingle.initiator = Jid::new(i).ok();
@@ -829,7 +831,7 @@ fn crossed(sid_a: &str, sid_b: &str, app_a: &str, app_b: &str) -> Trace {
                     .unwrap_or_default();
                 let (action, sid) = match &iq.jingle {
                     Some(j) => {
-                        let v = (j.action.as_str().to_owned(), j.sid.clone());
+                        let v = (j.action.as_str().to_owned(), j.sid.to_string());
                         requests.insert((from.to_owned(), iq.id.clone()), v.clone());
                         v
                     }

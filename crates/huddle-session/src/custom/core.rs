@@ -727,7 +727,7 @@ impl CustomSessions {
             && j.action == Action::SessionInitiate
             && let Some(d) = CustomDescription::from_contents(&j.contents)
         {
-            self.offers.insert(j.sid.clone(), d.map_err(|_| ()));
+            self.offers.insert(j.sid.to_string(), d.map_err(|_| ()));
         }
         if matches!(iq.kind, IqType::Result | IqType::Error) && self.data_iqs.contains_key(&iq.id) {
             // Whatever the Jingle layer reported before belongs to earlier inputs.
@@ -1015,7 +1015,7 @@ impl CustomSessions {
                 match jingle.action {
                     Action::SessionAccept => self.on_accepted(id, &sid),
                     Action::SessionInfo => {
-                        if let Some(Some(Ok(data))) = jingle.info.as_ref().map(parse_data_info)
+                        if let Some(Some(Ok(data))) = jingle.info.as_deref().map(parse_data_info)
                             && let Some(from) = self.peer_of(id, &sid)
                         {
                             self.events

@@ -366,7 +366,7 @@ mod tests {
         assert_eq!(CustomDescription::from_contents(&contents), Some(Ok(d)));
 
         let mut info = Jingle::new(Action::SessionInfo, "s1");
-        info.info = Some(data_info(b"\x00bin\xff"));
+        info.info = Some(Box::new(data_info(b"\x00bin\xff")));
         let xml = huddle_jingle::Iq::set("2", info).to_xml();
         let back = huddle_jingle::parse_iq(xml.as_bytes()).expect("parse");
         let got = back.jingle.and_then(|j| j.info).expect("info");

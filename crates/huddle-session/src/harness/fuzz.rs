@@ -125,7 +125,7 @@ pub fn session_inputs(data: &[u8]) -> Result<(), String> {
                     j.contents.push(content("test"));
                 }
                 if action == Action::SessionTerminate {
-                    j.reason = Some(Reason::new(ReasonCondition::Success));
+                    j.reason = Some(Box::new(Reason::new(ReasonCondition::Success)));
                 }
                 m.handle_iq(request(&peer, &id, j), now);
                 answers.insert((peer.as_str().to_owned(), id), 0);

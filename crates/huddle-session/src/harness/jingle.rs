@@ -146,7 +146,7 @@ impl Node for JingleNode {
                 if let Some(j) = &iq.jingle
                     && j.action != Action::SessionTerminate
                 {
-                    self.ledger.outbound.push((j.sid.clone(), j.action));
+                    self.ledger.outbound.push((j.sid.to_string(), j.action));
                 }
             }
         }

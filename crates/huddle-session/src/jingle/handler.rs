@@ -118,7 +118,7 @@ fn refusal(action: Action, request: &Jingle, text: &str) -> Jingle {
         .collect();
     let mut reason = Reason::new(ReasonCondition::FailedApplication);
     reason.text = Some(text.to_owned());
-    j.reason = Some(reason);
+    j.reason = Some(Box::new(reason));
     j
 }
 

@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 
 use huddle_jingle::{
     Action, Codec, Content, Element, ErrorType, Iq, IqType, Jid, Jingle, JingleErrorCondition,
-    ParseError, Reason, ReasonCondition, SessionInfo, StanzaError, StanzaErrorCondition,
+    Known, ParseError, Reason, ReasonCondition, SessionInfo, Sid, StanzaError,
+    StanzaErrorCondition,
 };
 use thiserror::Error;
 
 use super::handler::{ApplicationHandler, BaseHandler, HandlerFactory, Verdict};
 use super::ids::IdGen;
 use super::session::{ConnectionState, Session, SessionState, is_tie_break_action};
-use super::sid::Sid;
 use super::tiebreak::{TieBreakRule, functionally_equivalent};
 
 /// How long a request waits for its reply before the session ends with `timeout`.
@@ -268,6 +268,9 @@ struct Core {
     /// The sender of the last IQ read by `handle_xml`, whose JID the next one (often
     /// from the same peer) reuses.
     last_sender: Option<Jid>,
+    /// The sid of the last request read by `handle_xml`, which the next one (often of
+    /// the same session) reuses.
+    last_sid: Option<Sid>,
 }
 
 /// What processing one inbound request did to its session.
@@ -278,7 +281,7 @@ enum Flow {
     Stop,
     /// The session is over.
     End {
-        reason: Option<Reason>,
+        reason: Option<Box<Reason>>,
         silent: bool,
         by_peer: bool,
     },
@@ -386,8 +389,7 @@ impl Core {
     /// Queues a request of `entry`'s session and tracks its reply.
     fn send_request(&mut self, entry: &mut Entry, mut jingle: Jingle) -> String {
         let action = jingle.action;
-        jingle.sid.clear();
-        jingle.sid.push_str(&entry.session.sid);
+        jingle.sid = entry.session.sid.clone();
         let id = self.ids.uuid();
         let mut iq = Iq::set(id.clone(), jingle);
         iq.from = Some(self.config.jid.clone());
@@ -427,7 +429,7 @@ impl Core {
     fn finish(
         &mut self,
         mut entry: Box<Entry>,
-        reason: Option<Reason>,
+        reason: Option<Box<Reason>>,
         silent: bool,
         by_peer: bool,
     ) {
@@ -436,11 +438,11 @@ impl Core {
             self.forget_initiating(&entry.session.peer, &entry.session.sid);
         }
         if !silent {
-            let mut j = Jingle::new(Action::SessionTerminate, String::new());
+            let mut j = Jingle::new(Action::SessionTerminate, entry.session.sid.clone());
             j.reason = Some(
                 reason
                     .clone()
-                    .unwrap_or_else(|| Reason::new(ReasonCondition::Success)),
+                    .unwrap_or_else(|| Box::new(Reason::new(ReasonCondition::Success))),
             );
             self.send_request(&mut entry, j);
         }
@@ -458,7 +460,7 @@ impl Core {
             sid: entry.session.sid.clone(),
             peer: entry.session.peer.clone(),
             initiator: entry.session.initiator,
-            reason: reason.map(Box::new),
+            reason,
             by_peer,
         });
         // RFC 6120 §8.2.3: every IQ-set gets exactly one reply. Requests queued behind
@@ -489,6 +491,7 @@ impl SessionManager {
                 ids,
                 generation: 0,
                 last_sender: None,
+                last_sid: None,
                 last_namespaces: (Arc::new([]), Arc::new([])),
             },
             sessions: HashMap::default(),
@@ -655,7 +658,7 @@ impl SessionManager {
             });
             self.end_entry(
                 &o.sid,
-                Some(Reason::new(ReasonCondition::Timeout)),
+                Some(Box::new(Reason::new(ReasonCondition::Timeout))),
                 false,
                 false,
             );
@@ -687,14 +690,28 @@ impl SessionManager {
     pub fn handle_xml(&mut self, input: &[u8], now: Instant) -> Result<(), ParseError> {
         // The common case: a valid IQ, decoded without an element tree, our own JID and
         // the last sender's reused rather than parsed and allocated again.
-        let me = &self.core.config.jid;
-        let parsed = match &self.core.last_sender {
-            Some(peer) => self.core.config.codec.parse_iq_reusing(input, &[me, peer]),
-            None => self.core.config.codec.parse_iq_reusing(input, &[me]),
+        let core = &mut self.core;
+        let me = &core.config.jid;
+        let sid = core.last_sid.as_ref();
+        let parsed = match &core.last_sender {
+            Some(peer) => core.config.codec.parse_iq_reusing(
+                input,
+                Known {
+                    jids: &[me, peer],
+                    sid,
+                },
+            ),
+            None => core
+                .config
+                .codec
+                .parse_iq_reusing(input, Known { jids: &[me], sid }),
         };
         if let Ok(iq) = parsed {
             if iq.from.is_some() {
-                self.core.last_sender.clone_from(&iq.from);
+                core.last_sender.clone_from(&iq.from);
+            }
+            if let Some(j) = &iq.jingle {
+                core.last_sid = Some(j.sid.clone());
             }
             self.handle_iq(iq, now);
             return Ok(());
@@ -806,12 +823,12 @@ impl SessionManager {
                 ));
                 r
             };
-            self.end_entry(&o.sid, Some(reason), true, false);
+            self.end_entry(&o.sid, Some(Box::new(reason)), true, false);
         } else if condition == Some(JingleErrorCondition::UnknownSession) {
             // XEP-0166 §10: the peer no longer knows the session.
             let mut r = Reason::new(ReasonCondition::Gone);
             r.text = Some("the peer does not know the session".into());
-            self.end_entry(&o.sid, Some(r), true, false);
+            self.end_entry(&o.sid, Some(Box::new(r)), true, false);
         }
     }
 
@@ -827,7 +844,7 @@ impl SessionManager {
                 .reply_error(&iq, bad_request(Some("request without a sender".into())));
         };
         if j.action == Action::SessionInitiate {
-            let (from, sid) = (from.clone(), Sid::new(&j.sid));
+            let (from, sid) = (from.clone(), j.sid.clone());
             return self.handle_initiate(iq, from, sid);
         }
         match self.sessions.get_mut(j.sid.as_str()) {
@@ -898,7 +915,7 @@ impl SessionManager {
             });
             let mut r = Reason::new(ReasonCondition::AlternativeSession);
             r.alternative_session = Some(sid.to_string());
-            self.end_entry(&sid, Some(r), true, false);
+            self.end_entry(&sid, Some(Box::new(r)), true, false);
         }
         // XEP-0166 §6.2: a session-initiate carries one or more contents; a malformed
         // initiation gets bad-request (§6.3.2).
@@ -999,7 +1016,7 @@ impl SessionManager {
         }
     }
 
-    fn end_entry(&mut self, sid: &str, reason: Option<Reason>, silent: bool, by_peer: bool) {
+    fn end_entry(&mut self, sid: &str, reason: Option<Box<Reason>>, silent: bool, by_peer: bool) {
         if let Some(entry) = self.sessions.remove(sid) {
             self.core.finish(entry, reason, silent, by_peer);
         }
@@ -1039,7 +1056,7 @@ impl SessionManager {
             initiator: true,
         });
         if let Err(reason) = entry.handler.start(&entry.session) {
-            self.core.finish(entry, Some(reason), true, false);
+            self.core.finish(entry, Some(Box::new(reason)), true, false);
             return Ok(());
         }
         self.core
@@ -1048,7 +1065,7 @@ impl SessionManager {
             sid: sid.clone(),
             peer: peer.clone(),
         });
-        let mut j = Jingle::new(Action::SessionInitiate, String::new());
+        let mut j = Jingle::new(Action::SessionInitiate, sid.clone());
         // XEP-0166 §7.1: the initiator attribute names the initiator's full JID.
         j.initiator = Some(self.core.config.jid.clone());
         j.contents = contents;
@@ -1074,7 +1091,7 @@ impl SessionManager {
             Ok(contents) => {
                 self.core
                     .set_state(&mut entry.session, SessionState::Active);
-                let mut j = Jingle::new(Action::SessionAccept, String::new());
+                let mut j = Jingle::new(Action::SessionAccept, entry.session.sid.clone());
                 // XEP-0166 §7.1: the responder attribute names the responder's full JID.
                 j.responder = Some(self.core.config.jid.clone());
                 j.contents = contents;
@@ -1082,7 +1099,7 @@ impl SessionManager {
                 Ok(())
             }
             Err(reason) => {
-                self.end_entry(sid, Some(reason), false, false);
+                self.end_entry(sid, Some(Box::new(reason)), false, false);
                 Ok(())
             }
         }
@@ -1110,8 +1127,8 @@ impl SessionManager {
         if !self.sessions.contains_key(sid) {
             return Err(SessionError::UnknownSession(sid.to_owned()));
         }
-        let reason = reason.or_else(|| Some(Reason::new(ReasonCondition::Success)));
-        self.end_entry(sid, reason, silent, false);
+        let reason = reason.unwrap_or_else(|| Reason::new(ReasonCondition::Success));
+        self.end_entry(sid, Some(Box::new(reason)), silent, false);
         Ok(())
     }
 
@@ -1134,7 +1151,7 @@ impl SessionManager {
 
     fn end_many(&mut self, mut sids: Vec<Sid>, reason: Option<Reason>, silent: bool) -> usize {
         sids.sort();
-        let reason = reason.unwrap_or_else(|| Reason::new(ReasonCondition::Gone));
+        let reason = Box::new(reason.unwrap_or_else(|| Reason::new(ReasonCondition::Gone)));
         for sid in &sids {
             self.end_entry(sid, Some(reason.clone()), silent, false);
         }
@@ -1148,7 +1165,7 @@ impl SessionManager {
         info: Option<SessionInfo>,
     ) -> Result<String, SessionError> {
         let mut j = Jingle::new(Action::SessionInfo, sid);
-        j.info = info;
+        j.info = info.map(Box::new);
         self.send_action(sid, j)
     }
 

@@ -18,13 +18,12 @@ mod handler;
 pub(crate) mod ids;
 mod manager;
 mod session;
-mod sid;
 mod tiebreak;
 
 pub use handler::{ApplicationHandler, BaseHandler, HandlerFactory, Verdict, base_verdict};
+pub use huddle_jingle::Sid;
 pub use manager::{
     Config, DEFAULT_REPLY_TIMEOUT, Event, RequestFailure, SessionError, SessionManager,
 };
 pub use session::{ConnectionState, Session, SessionState, TIE_BREAK_ACTIONS, is_tie_break_action};
-pub use sid::Sid;
 pub use tiebreak::{TieBreakRule, functionally_equivalent};

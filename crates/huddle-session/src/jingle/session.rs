@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use huddle_jingle::{Action, Jid};
 
-use super::sid::Sid;
+use huddle_jingle::Sid;
 
 /// The overall session state (XEP-0166 §5.1: PENDING, ACTIVE, ENDED), plus `Starting`
 /// for a session that exists locally but has not been initiated yet (seed 001).

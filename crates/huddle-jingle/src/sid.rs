@@ -1,4 +1,4 @@
-//! [`Sid`]: a Jingle session id as the manager hands it out.
+//! [`Sid`]: a Jingle session id, shared rather than copied.
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -6,9 +6,9 @@ use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
 
-/// A session id (XEP-0166 §7.1 `sid`), shared: the manager's table, the session and
-/// every [`Event`](super::Event) about it hold the same string, and cloning one only
-/// bumps a reference count. It reads like a `&str` (`Deref`, `AsRef<str>`,
+/// A session id (XEP-0166 §7.1 `sid`), shared: a [`Jingle`](crate::Jingle) holds one,
+/// and a session manager's table, its session and every event about it hold the same
+/// string; cloning one only bumps a reference count. It reads like a `&str` (`Deref`, `AsRef<str>`,
 /// `Borrow<str>`, comparisons with `str` and `String`) and turns into a `String` with
 /// `String::from`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
