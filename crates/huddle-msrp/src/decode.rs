@@ -181,8 +181,8 @@ struct NameKey {
     masks: [u64; 3],
     /// Name, colon and space.
     len: usize,
-    /// `None` in an empty slot.
-    header: Option<KnownHeader>,
+    /// The header (any one in an empty slot, whose key matches nothing).
+    header: KnownHeader,
     /// Other names share this slot (the `Content-` ones): see [`NAME_TABLE`].
     more: bool,
 }
@@ -220,7 +220,7 @@ const fn name_key(h: KnownHeader) -> NameKey {
         words,
         masks,
         len: name.len() + 2,
-        header: Some(h),
+        header: h,
         more: false,
     }
 }
@@ -254,11 +254,12 @@ static NAME_TABLE: ([NameKey; KnownHeader::ALL.len()], [(u8, u8); 32]) = {
 /// The first [`NameKey`] of each slot, marked when others follow it.
 static FIRST_NAMES: [NameKey; 32] = {
     let (keys, slots) = &NAME_TABLE;
+    // No line matches it: its first word has a bit outside its (empty) mask.
     let empty = NameKey {
-        words: [0; 3],
+        words: [1, 0, 0],
         masks: [0; 3],
         len: 0,
-        header: None,
+        header: KnownHeader::ToPath,
         more: false,
     };
     let mut first = [empty; 32];
@@ -295,7 +296,7 @@ fn known_name_at(h: &[u8], pos: usize) -> Option<(KnownHeader, usize)> {
     if c[k.len] == b' ' {
         return None;
     }
-    Some((k.header?, pos + k.len))
+    Some((k.header, pos + k.len))
 }
 
 /// The three little-endian words of `c`.
@@ -309,12 +310,13 @@ fn words(c: &[u8; 24]) -> (u64, u64, u64) {
     )
 }
 
-/// Do the line's first three words `w` start with `k`'s name, colon and space?
+/// Do the line's first three words `w` start with `k`'s name, colon and space? (Never
+/// for an empty slot's key, whose words have bits outside its masks.)
 #[inline(always)]
 fn name_is(k: &NameKey, w: (u64, u64, u64)) -> bool {
-    ((w.0 ^ k.words[0]) & k.masks[0])
-        | ((w.1 ^ k.words[1]) & k.masks[1])
-        | ((w.2 ^ k.words[2]) & k.masks[2])
+    ((w.0 & k.masks[0]) ^ k.words[0])
+        | ((w.1 & k.masks[1]) ^ k.words[1])
+        | ((w.2 & k.masks[2]) ^ k.words[2])
         == 0
 }
 
