@@ -457,10 +457,21 @@ impl<'a> Lexer<'a> {
         }
         let mut end = start + 1;
         let mut colon = None;
-        while let Some(&c) = b.get(end) {
-            match CLASS[usize::from(c)] {
-                NAME_START | NAME => {}
-                COLON if colon.is_none() => colon = Some(end),
+        loop {
+            // Eight lowercase ASCII letters at a time (most names are lowercase words)...
+            while let Some(chunk) = b.get(end..end + 8) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                let k = lowercase_run(u64::from_le_bytes(word));
+                end += k;
+                if k < 8 {
+                    break;
+                }
+            }
+            // ... then one byte of anything else a name may hold, or its end.
+            match b.get(end).map(|&c| CLASS[usize::from(c)]) {
+                Some(NAME_START | NAME) => {}
+                Some(COLON) if colon.is_none() => colon = Some(end),
                 _ => break,
             }
             end += 1;
@@ -702,6 +713,19 @@ impl<'a> Lexer<'a> {
     }
 }
 
+/// How many of the eight bytes of `w` (little-endian) from the first are lowercase ASCII
+/// letters (`a` to `z`).
+fn lowercase_run(w: u64) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Per byte, without carries between bytes (the high bit is cleared first): y + 0x1f
+    // reaches 0x80 when y >= 0x61 ('a'), y + 0x05 stays below 0x80 when y < 0x7b ('z' + 1),
+    // and the byte itself must be ASCII.
+    let y = w & !HIGH;
+    let lower = y.wrapping_add(ONES * 0x1f) & !y.wrapping_add(ONES * 0x05) & !w & HIGH;
+    ((!lower & HIGH).trailing_zeros() / 8) as usize
+}
+
 /// The offset of the `quote` closing the attribute value that starts at `start`; `None`
 /// at a '<', a '&' or a byte below 0x20 (or the end of the input) first. Eight bytes at
 /// a time.
@@ -794,7 +818,7 @@ mod tests {
 
     use proptest::prelude::*;
 
-    use super::{Known, Sid, document, iq};
+    use super::{Known, Sid, document, iq, lowercase_run};
     use crate::ext::Registry;
     use crate::jid::Jid;
     use crate::xml::{Limits, read_document};
@@ -803,6 +827,23 @@ mod tests {
     fn tree(input: &[u8], limits: &Limits) -> Option<Document> {
         let el = read_document(input, limits).ok()?;
         Codec::default().decode_element(el).ok()
+    }
+
+    #[test]
+    fn lowercase_runs_match_a_byte_by_byte_count() {
+        // Every byte value in every position of a word of otherwise lowercase letters.
+        for c in 0..=255u8 {
+            for at in 0..8 {
+                let mut word = *b"abcdxyzq";
+                word[at] = c;
+                let want = word.iter().take_while(|b| b.is_ascii_lowercase()).count();
+                assert_eq!(
+                    lowercase_run(u64::from_le_bytes(word)),
+                    want,
+                    "{c:#x} at {at}"
+                );
+            }
+        }
     }
 
     /// Both readers' results, checked to agree.
