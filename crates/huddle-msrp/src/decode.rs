@@ -890,12 +890,9 @@ fn find_end_line(finder: &memmem::Finder<'_>, buf: &[u8], from: usize, tid: &[u8
     let near = buf.len().min(from + 16);
     let cr = match buf.get(from..from + 16) {
         Some(c) => {
-            // A zero byte of `w ^ CR`: the lowest flagged byte is exact (borrows only
-            // propagate upwards from a real zero).
-            let x =
-                u128::from_le_bytes(c.try_into().expect("16 bytes")) ^ (CRS * u128::from(b'\r'));
-            let zero = x.wrapping_sub(CRS) & !x & (CRS * 0x80);
-            (zero != 0).then(|| zero.trailing_zeros() as usize / 8)
+            let c: &[u8; 16] = c.try_into().expect("16 bytes");
+            let m = cr_mask(c);
+            (m != 0).then(|| m.trailing_zeros() as usize / 8)
         }
         None => buf[from..near].iter().position(|&c| c == b'\r'),
     };
@@ -917,10 +914,7 @@ fn find_end_line(finder: &memmem::Finder<'_>, buf: &[u8], from: usize, tid: &[u8
             while i + 16 <= near {
                 let c: &[u8; 16] = buf[i..i + 16].try_into().expect("16 bytes");
                 if c.iter().fold(false, |any, &x| any | (x == b'\r')) {
-                    // The lowest zero byte of `w ^ CR` (borrows only propagate upwards).
-                    let x = u128::from_le_bytes(*c) ^ (CRS * u128::from(b'\r'));
-                    let zero = x.wrapping_sub(CRS) & !x & (CRS * 0x80);
-                    let at = i + zero.trailing_zeros() as usize / 8;
+                    let at = i + cr_mask(c).trailing_zeros() as usize / 8;
                     return match end_line_at(buf, at, tid) {
                         Some(Some((end, flag))) => EndLine::Found { at, end, flag },
                         Some(None) => find_end_line_after(finder, buf, at + 1, tid),
@@ -932,6 +926,15 @@ fn find_end_line(finder: &memmem::Finder<'_>, buf: &[u8], from: usize, tid: &[u8
             find_end_line_after(finder, buf, i, tid)
         }
     }
+}
+
+/// 0xff for each CR of `c`, 0 for other bytes (one vector compare on x86-64), as a
+/// little-endian number: its trailing zeros locate the first CR.
+#[inline(always)]
+fn cr_mask(c: &[u8; 16]) -> u128 {
+    u128::from_le_bytes(core::array::from_fn(|j| {
+        u8::from(c[j] == b'\r').wrapping_neg()
+    }))
 }
 
 /// [`find_end_line`] past the first bytes of the body.
@@ -1255,8 +1258,6 @@ fn is_utf8text(b: &[u8]) -> bool {
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
-/// [`ONES`] sixteen bytes wide.
-const CRS: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
 const HIGH: u64 = ONES * 0x80;
 
 /// True when `block` (the header lines, with the `crlfs` CRLFs between them) is ASCII
