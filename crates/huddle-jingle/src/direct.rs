@@ -187,7 +187,7 @@ fn content(
     // XEP-0166 §7.3: 'creator' and 'name' are REQUIRED; 'disposition' defaults to
     // "session" and 'senders' to "both".
     let creator = Creator::from_wire(t.attr("creator")?)?;
-    contents.push(Content::new(creator, t.attr("name")?));
+    contents.push(Content::new(creator, t.attr("name")?.to_owned()));
     let c = contents.last_mut()?;
     if let Some(d) = t.attr("disposition") {
         c.disposition = if d == DEFAULT_DISPOSITION {

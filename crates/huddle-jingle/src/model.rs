@@ -557,7 +557,8 @@ pub struct Content {
     /// Who created the content (REQUIRED).
     pub creator: Creator,
     /// The content's name, unique within the session together with `creator` (REQUIRED).
-    pub name: String,
+    /// Borrowed when built from a `&'static str` (no allocation), owned when read.
+    pub name: Cow<'static, str>,
     /// How the content is handled (default `session`, borrowed: the default costs no
     /// allocation).
     pub disposition: Cow<'static, str>,
@@ -575,7 +576,7 @@ pub struct Content {
 
 impl Content {
     /// A content with defaults and no payloads.
-    pub fn new(creator: Creator, name: impl Into<String>) -> Content {
+    pub fn new(creator: Creator, name: impl Into<Cow<'static, str>>) -> Content {
         Content {
             creator,
             name: name.into(),
@@ -605,7 +606,7 @@ impl Content {
             de::token(&mut el, "content", "senders", Senders::from_wire)?.unwrap_or_default();
         let mut c = Content {
             creator,
-            name,
+            name: Cow::Owned(name),
             disposition,
             senders,
             ..Content::new(creator, "")
@@ -690,7 +691,7 @@ impl Content {
                 field: "creator",
             },
         )?;
-        let mut c = Content::new(creator, json::req_str(o, "content", "name")?);
+        let mut c = Content::new(creator, json::req_str(o, "content", "name")?.to_owned());
         if let Some(d) = json::opt_str(o, "content", "disposition")? {
             c.disposition = Cow::Owned(d.to_owned());
         }

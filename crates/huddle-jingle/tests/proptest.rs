@@ -335,7 +335,7 @@ fn content() -> impl Strategy<Value = Content> {
                 } else {
                     Creator::Initiator
                 },
-                name,
+                name: name.into(),
                 disposition: disposition.into(),
                 senders: [
                     Senders::Both,

@@ -409,7 +409,8 @@ fn iq_from_oracle(v: &Value) -> Result<Iq, ParseError> {
     })?;
     let mut jingle = Jingle::new(action, sid);
     for c in j["contents"].as_array().into_iter().flatten() {
-        let mut content = Content::new(Creator::Initiator, c["name"].as_str().unwrap_or(""));
+        let name = c["name"].as_str().unwrap_or("").to_owned();
+        let mut content = Content::new(Creator::Initiator, name);
         if c["creator"] == "responder" {
             content.creator = Creator::Responder;
         }

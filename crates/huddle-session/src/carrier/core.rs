@@ -1115,7 +1115,7 @@ pub fn decode_description(sid: &str, contents: &[Content]) -> Option<RemoteDescr
         let ip: std::net::IpAddr = t.attr("host")?.parse().ok()?;
         let port: u16 = t.attr("port")?.parse().ok()?;
         streams.push(RemoteStream {
-            name: c.name.clone(),
+            name: c.name.to_string(),
             kind,
             options: StreamOptions {
                 reliable: b("reliable"),

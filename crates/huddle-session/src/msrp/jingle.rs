@@ -106,7 +106,7 @@ pub fn register_codec(registry: &mut Registry) {
 
 /// A Jingle content carrying `description`.
 pub fn content(creator: Creator, name: &str, description: &MsrpDescription) -> Content {
-    let mut c = Content::new(creator, name);
+    let mut c = Content::new(creator, name.to_owned());
     c.description = Some(Description::Extension(ExtensionPayload::new(
         MsrpJingleDescription(description.clone()),
     )));
@@ -133,7 +133,7 @@ pub fn descriptions(jingle: &Jingle) -> Result<Vec<(String, MsrpDescription)>, S
     jingle
         .contents
         .iter()
-        .filter_map(|c| description_of(c).map(|d| d.map(|d| (c.name.clone(), d))))
+        .filter_map(|c| description_of(c).map(|d| d.map(|d| (c.name.to_string(), d))))
         .collect()
 }
 
