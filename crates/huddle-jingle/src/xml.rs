@@ -1097,11 +1097,14 @@ pub(crate) fn forbidden_control(input: &[u8]) -> Option<usize> {
 /// without the writer's element stack.
 pub(crate) fn write_empty_iq(out: &mut String, iq: &crate::Iq) {
     debug_assert!(iq.jingle.is_none() && iq.error.is_none());
-    out.push_str("<iq xmlns=\"");
-    out.push_str(crate::ns::CLIENT);
-    out.push_str("\" type=\"");
-    out.push_str(iq.kind.as_str());
-    out.push_str("\" id=\"");
+    // The constant start in one piece (the namespace is `ns::CLIENT`; the test below
+    // compares with the general writer).
+    out.push_str(match iq.kind {
+        crate::IqType::Get => "<iq xmlns=\"jabber:client\" type=\"get\" id=\"",
+        crate::IqType::Set => "<iq xmlns=\"jabber:client\" type=\"set\" id=\"",
+        crate::IqType::Result => "<iq xmlns=\"jabber:client\" type=\"result\" id=\"",
+        crate::IqType::Error => "<iq xmlns=\"jabber:client\" type=\"error\" id=\"",
+    });
     escape_into(out, &iq.id, true);
     out.push('"');
     for (name, jid) in [(" from=\"", &iq.from), (" to=\"", &iq.to)] {
@@ -1273,7 +1276,7 @@ mod tests {
     fn an_empty_iq_is_written_as_the_writer_writes_it() {
         let jid = |s: &str| Some(Jid::new(s).expect("jid"));
         let mut cases = Vec::new();
-        for kind in [IqType::Result, IqType::Error, IqType::Set] {
+        for kind in [IqType::Result, IqType::Error, IqType::Set, IqType::Get] {
             for (id, from, to, lang) in [
                 ("a", None, None, None),
                 (
