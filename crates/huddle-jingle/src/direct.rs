@@ -187,6 +187,11 @@ fn content(
     // XEP-0166 §7.3: 'creator' and 'name' are REQUIRED; 'disposition' defaults to
     // "session" and 'senders' to "both".
     let creator = Creator::from_wire(t.attr("creator")?)?;
+    // Most actions carry one content: room for exactly one at first (a first push would
+    // make room for four, 1.5 KiB).
+    if contents.capacity() == 0 {
+        contents.reserve_exact(1);
+    }
     contents.push(Content::new(creator, t.attr("name")?.to_owned()));
     let c = contents.last_mut()?;
     if let Some(d) = t.attr("disposition") {

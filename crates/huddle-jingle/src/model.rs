@@ -386,7 +386,13 @@ impl Jingle {
     pub(crate) fn push_child(&mut self, child: Element, reg: &Registry) -> Result<(), ParseError> {
         if child.namespace == ns::JINGLE {
             match &*child.name {
-                "content" => self.contents.push(Content::decode(child, reg)?),
+                "content" => {
+                    // Most actions carry one content (see `direct::content`).
+                    if self.contents.capacity() == 0 {
+                        self.contents.reserve_exact(1);
+                    }
+                    self.contents.push(Content::decode(child, reg)?);
+                }
                 "reason" => de::once(
                     &mut self.reason,
                     Box::new(Reason::decode(child)?),

@@ -239,10 +239,18 @@ pub(crate) fn known_name(name: &str) -> Cow<'static, str> {
         "iq",
         "error",
     ];
-    match NAMES.iter().find(|n| **n == name) {
-        Some(n) => Cow::Borrowed(n),
-        None => Cow::Owned(name.to_owned()),
+    if let Some(n) = NAMES.iter().find(|n| **n == name) {
+        return Cow::Borrowed(n);
     }
+    // The children of <reason/> (XEP-0166 §7.4) and of a stanza <error/> (RFC 6120
+    // §8.3.3), spelled as the generated tables spell them.
+    if let Some(c) = crate::ReasonCondition::from_wire(name.as_bytes()) {
+        return Cow::Borrowed(c.as_str());
+    }
+    if let Some(c) = crate::StanzaErrorCondition::from_wire(name.as_bytes()) {
+        return Cow::Borrowed(c.as_str());
+    }
+    Cow::Owned(name.to_owned())
 }
 
 /// A namespace URI read from a document, borrowed when it is empty or one of the
@@ -1227,6 +1235,28 @@ pub(crate) mod itoa_like {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn known_names_and_namespaces_are_borrowed_others_owned() {
+        use std::borrow::Cow;
+        for uri in ["", crate::ns::JINGLE, crate::ns::CLIENT, super::XML_NS] {
+            assert!(matches!(super::known_namespace(uri), Cow::Borrowed(u) if u == uri));
+        }
+        for uri in ["test", "urn:example", "jabber:x"] {
+            assert!(matches!(super::known_namespace(uri), Cow::Owned(u) if u == uri));
+        }
+        for name in [
+            "transport",
+            "success",
+            "alternative-session",
+            "item-not-found",
+        ] {
+            assert!(matches!(super::known_name(name), Cow::Borrowed(n) if n == name));
+        }
+        for name in ["x-thing", "Success", "item-not-found2"] {
+            assert!(matches!(super::known_name(name), Cow::Owned(n) if n == name));
+        }
+    }
+
     use super::{Writer, write_empty_iq};
     use crate::{Iq, IqType, Jid};
 
