@@ -344,21 +344,6 @@ struct PlainFrame {
     end: usize,
 }
 
-/// The chunk of a frame the fast path read, split from the front of `buf` (one split
-/// per frame; the headers and the body are ranges of it).
-#[inline(always)]
-fn plain_chunk(buf: &mut BytesMut, p: PlainFrame) -> Chunk {
-    let tid =
-        TransactionId::from_window(buf[5..5 + MAX_TID].try_into().expect("32 bytes"), p.tid_len);
-    let start = p.start.unwrap_or(StartLine::Request(Method::SEND));
-    let frame = buf.split_to(p.end).freeze();
-    let headers = Headers::decoded_inline(frame, p.fields, p.n);
-    match p.body {
-        Some(body) => Chunk::decoded(tid, start, headers, body, p.flag),
-        None => Chunk::new(tid, start, headers, None, p.flag),
-    }
-}
-
 /// A parsed start line and header block.
 #[derive(Debug)]
 struct Head {
@@ -463,9 +448,20 @@ impl Decoder {
     /// Decodes the next frame or segment from the front of `buf`.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Chunk>, DecodeError> {
         if self.is_idle()
-            && let Some(c) = self.decode_plain(buf)
+            && let Some(p) = self.decode_plain(buf)
         {
-            return Ok(Some(c));
+            let tid = TransactionId::from_window(
+                buf[5..5 + MAX_TID].try_into().expect("32 bytes"),
+                p.tid_len,
+            );
+            let start = p.start.unwrap_or(StartLine::Request(Method::SEND));
+            // One split per frame; the headers and the body are ranges of it.
+            let frame = buf.split_to(p.end).freeze();
+            let headers = Headers::decoded_inline(frame, p.fields, p.n);
+            return Ok(Some(match p.body {
+                Some(body) => Chunk::decoded(tid, start, headers, body, p.flag),
+                None => Chunk::new(tid, start, headers, None, p.flag),
+            }));
         }
         loop {
             match &mut self.state {
@@ -508,7 +504,7 @@ impl Decoder {
     /// to that. Tried once per frame, so input that arrives in pieces is still scanned
     /// in linear time.
     #[inline(always)]
-    fn decode_plain(&self, buf: &mut BytesMut) -> Option<Chunk> {
+    fn decode_plain(&self, buf: &BytesMut) -> Option<PlainFrame> {
         let b: &[u8] = buf;
         let limits = &self.limits;
         // The head: every line of it must end within the head limit, and its offsets
@@ -586,19 +582,15 @@ impl Decoder {
                     if at - body_start > limits.max_body_in_memory {
                         return None;
                     }
-                    let tid_len = tid.len();
-                    return Some(plain_chunk(
-                        buf,
-                        PlainFrame {
-                            tid_len,
-                            start,
-                            fields,
-                            n,
-                            body: Some((body_start, at)),
-                            flag,
-                            end,
-                        },
-                    ));
+                    return Some(PlainFrame {
+                        tid_len: tid.len(),
+                        start,
+                        fields,
+                        n,
+                        body: Some((body_start, at)),
+                        flag,
+                        end,
+                    });
                 }
                 // RFC 4975 §9 end-line = "-------" transact-id continuation-flag CRLF
                 let end = pos + DASHES.len() + tid.len() + 3;
@@ -610,19 +602,15 @@ impl Decoder {
                 {
                     return None;
                 }
-                let tid_len = tid.len();
-                return Some(plain_chunk(
-                    buf,
-                    PlainFrame {
-                        tid_len,
-                        start,
-                        fields,
-                        n,
-                        body: None,
-                        flag,
-                        end,
-                    },
-                ));
+                return Some(PlainFrame {
+                    tid_len: tid.len(),
+                    start,
+                    fields,
+                    n,
+                    body: None,
+                    flag,
+                    end,
+                });
             }
             // RFC 4975 §9 `header = hname ":" SP hval CRLF`. Other blanks before the
             // value (tolerated: real peers write `Name:value`) take the general path.
@@ -890,9 +878,12 @@ fn find_end_line(finder: &memmem::Finder<'_>, buf: &[u8], from: usize, tid: &[u8
     let near = buf.len().min(from + 16);
     let cr = match buf.get(from..from + 16) {
         Some(c) => {
-            let c: &[u8; 16] = c.try_into().expect("16 bytes");
-            let m = cr_mask(c);
-            (m != 0).then(|| m.trailing_zeros() as usize / 8)
+            // A zero byte of `w ^ CR`: the lowest flagged byte is exact (borrows only
+            // propagate upwards from a real zero).
+            let x =
+                u128::from_le_bytes(c.try_into().expect("16 bytes")) ^ (CRS * u128::from(b'\r'));
+            let zero = x.wrapping_sub(CRS) & !x & (CRS * 0x80);
+            (zero != 0).then(|| zero.trailing_zeros() as usize / 8)
         }
         None => buf[from..near].iter().position(|&c| c == b'\r'),
     };
@@ -914,7 +905,10 @@ fn find_end_line(finder: &memmem::Finder<'_>, buf: &[u8], from: usize, tid: &[u8
             while i + 16 <= near {
                 let c: &[u8; 16] = buf[i..i + 16].try_into().expect("16 bytes");
                 if c.iter().fold(false, |any, &x| any | (x == b'\r')) {
-                    let at = i + cr_mask(c).trailing_zeros() as usize / 8;
+                    // The lowest zero byte of `w ^ CR` (borrows only propagate upwards).
+                    let x = u128::from_le_bytes(*c) ^ (CRS * u128::from(b'\r'));
+                    let zero = x.wrapping_sub(CRS) & !x & (CRS * 0x80);
+                    let at = i + zero.trailing_zeros() as usize / 8;
                     return match end_line_at(buf, at, tid) {
                         Some(Some((end, flag))) => EndLine::Found { at, end, flag },
                         Some(None) => find_end_line_after(finder, buf, at + 1, tid),
@@ -926,15 +920,6 @@ fn find_end_line(finder: &memmem::Finder<'_>, buf: &[u8], from: usize, tid: &[u8
             find_end_line_after(finder, buf, i, tid)
         }
     }
-}
-
-/// 0xff for each CR of `c`, 0 for other bytes (one vector compare on x86-64), as a
-/// little-endian number: its trailing zeros locate the first CR.
-#[inline(always)]
-fn cr_mask(c: &[u8; 16]) -> u128 {
-    u128::from_le_bytes(core::array::from_fn(|j| {
-        u8::from(c[j] == b'\r').wrapping_neg()
-    }))
 }
 
 /// [`find_end_line`] past the first bytes of the body.
@@ -1258,6 +1243,8 @@ fn is_utf8text(b: &[u8]) -> bool {
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
+/// [`ONES`] sixteen bytes wide.
+const CRS: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
 const HIGH: u64 = ONES * 0x80;
 
 /// True when `block` (the header lines, with the `crlfs` CRLFs between them) is ASCII
@@ -1307,11 +1294,14 @@ fn plain_line_end(b: &[u8], mut i: usize) -> Option<usize> {
         if c.iter()
             .fold(false, |any, &x| any | (x.wrapping_sub(0x20) > 0x5e))
         {
-            // 0xff for each such byte (again one vector compare), located by a count
-            // of trailing zeros.
-            let m: [u8; 16] =
-                core::array::from_fn(|j| u8::from(c[j].wrapping_sub(0x20) > 0x5e).wrapping_neg());
-            return found(i + u128::from_le_bytes(m).trailing_zeros() as usize / 8);
+            let x = u128::from_le_bytes(*c);
+            let lo = flags(x as u64);
+            let bit = if lo != 0 {
+                lo.trailing_zeros()
+            } else {
+                64 + flags((x >> 64) as u64).trailing_zeros()
+            };
+            return found(i + bit as usize / 8);
         }
         i += 16;
     }
