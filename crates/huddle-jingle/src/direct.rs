@@ -17,6 +17,7 @@
 
 use std::borrow::Cow;
 
+use crate::error::XmlError;
 use crate::ext::Registry;
 use crate::jid::Jid;
 use crate::model::{
@@ -25,8 +26,8 @@ use crate::model::{
 use crate::ns;
 use crate::sid::Sid;
 use crate::xml::{
-    Attribute, Binding, Element, Limits, Node, XML_NS, declaration, finish_element, is_xml_char,
-    lookup, push_text,
+    Attribute, Binding, Element, Limits, TreeStep, XML_NS, build_subtree, declaration, is_xml_char,
+    lookup,
 };
 use crate::{Document, Known};
 
@@ -686,35 +687,23 @@ impl<'a> Lexer<'a> {
     /// The whole element whose start tag was just read, up to and including its end tag
     /// (as the tree reader builds it).
     fn element(&mut self, name: &str, ns: &str, empty: bool) -> Option<Element> {
-        let mut current = self.new_element(name, ns);
+        let current = self.new_element(name, ns);
         if empty {
             return Some(current);
         }
-        let mut open: Vec<Element> = Vec::new();
-        loop {
-            match self.next()? {
-                Tok::Start { name, ns, empty } => {
-                    let el = self.new_element(name, ns);
-                    if empty {
-                        current.children.push(Node::Element(el));
-                    } else {
-                        open.push(std::mem::replace(&mut current, el));
-                    }
+        let limits = self.limits;
+        // Giving up needs no error of its own: any `Err` here becomes `None`.
+        build_subtree(current, &limits, || {
+            Ok(match self.next() {
+                Some(Tok::Start { name, ns, empty }) => {
+                    TreeStep::Open(self.new_element(name, ns), empty)
                 }
-                Tok::End => {
-                    finish_element(&mut current);
-                    match open.pop() {
-                        Some(mut parent) => {
-                            parent.children.push(Node::Element(current));
-                            current = parent;
-                        }
-                        None => return Some(current),
-                    }
-                }
-                Tok::Text(s) => push_text(&mut current, &s, &self.limits).ok()?,
-                Tok::Eof => return None,
-            }
-        }
+                Some(Tok::End) => TreeStep::Close,
+                Some(Tok::Text(s)) => TreeStep::Text(s),
+                Some(Tok::Eof) | None => return Err(XmlError::UnexpectedEof),
+            })
+        })
+        .ok()
     }
 }
 

@@ -661,37 +661,22 @@ impl<'a> Tokens<'a> {
         ns: &str,
         empty: bool,
     ) -> Result<Element, XmlError> {
-        let mut current = self.new_element(name, ns);
+        let current = self.new_element(name, ns);
         if empty {
             return Ok(current);
         }
-        // The open ancestors of `current` below the element being built.
-        let mut open: Vec<Element> = Vec::new();
-        loop {
-            match self.next()? {
+        let limits = self.limits;
+        build_subtree(current, &limits, || {
+            Ok(match self.next()? {
                 Token::Start { name, ns, empty } => {
-                    let el = self.new_element(name, ns);
-                    if empty {
-                        current.children.push(Node::Element(el));
-                    } else {
-                        open.push(std::mem::replace(&mut current, el));
-                    }
+                    TreeStep::Open(self.new_element(name, ns), empty)
                 }
-                Token::End => {
-                    finish_element(&mut current);
-                    match open.pop() {
-                        Some(mut parent) => {
-                            parent.children.push(Node::Element(current));
-                            current = parent;
-                        }
-                        None => return Ok(current),
-                    }
-                }
-                Token::Text(s) => push_text(&mut current, &s, &self.limits)?,
+                Token::End => TreeStep::Close,
+                Token::Text(s) => TreeStep::Text(s),
                 // `next` reports an unclosed element itself.
                 Token::Eof => return Err(XmlError::UnexpectedEof),
-            }
-        }
+            })
+        })
     }
 }
 
@@ -873,6 +858,45 @@ pub(crate) fn unescape_attr(s: &str) -> Result<Cow<'_, str>, XmlError> {
     }
     out.push_str(rest);
     Ok(Cow::Owned(out))
+}
+
+/// What [`build_subtree`] reads next: an element just opened (built, with its
+/// attributes, and whether it was an empty-element tag), the end of the innermost open
+/// element, or a piece of text.
+pub(crate) enum TreeStep<'a> {
+    Open(Element, bool),
+    Close,
+    Text(Cow<'a, str>),
+}
+
+/// Builds `current`, whose start tag was just read, up to and including its end tag
+/// from the steps `next` gives (an error, including the end of input, ends the build).
+/// Both XML readers build their owned subtrees with it: the tree reader over
+/// [`Tokens`], the fast reader over its own lexer.
+pub(crate) fn build_subtree<'a>(
+    mut current: Element,
+    limits: &Limits,
+    mut next: impl FnMut() -> Result<TreeStep<'a>, XmlError>,
+) -> Result<Element, XmlError> {
+    // The open ancestors of `current` below the element being built.
+    let mut open: Vec<Element> = Vec::new();
+    loop {
+        match next()? {
+            TreeStep::Open(el, true) => current.children.push(Node::Element(el)),
+            TreeStep::Open(el, false) => open.push(std::mem::replace(&mut current, el)),
+            TreeStep::Close => {
+                finish_element(&mut current);
+                match open.pop() {
+                    Some(mut parent) => {
+                        parent.children.push(Node::Element(current));
+                        current = parent;
+                    }
+                    None => return Ok(current),
+                }
+            }
+            TreeStep::Text(s) => push_text(&mut current, &s, limits)?,
+        }
+    }
 }
 
 pub(crate) fn push_text(el: &mut Element, s: &str, limits: &Limits) -> Result<(), XmlError> {
