@@ -274,19 +274,25 @@ impl Chunk {
         }
     }
 
-    /// A decoded frame whose body is `headers.block()[body.0..body.1]`.
+    /// A decoded frame whose body is `headers.block()[body.0..body.1]` (`None`: no
+    /// content-stuff).
     #[inline(always)]
     pub(crate) fn decoded(
         transaction_id: TransactionId,
         start: StartLine,
         headers: Headers,
-        body: (usize, usize),
+        body: Option<(usize, usize)>,
         flag: Flag,
     ) -> Chunk {
-        debug_assert!(body.0 <= body.1 && body.1 <= headers.block().len());
-        let body = match (u32::try_from(body.0), u32::try_from(body.1)) {
-            (Ok(start), Ok(end)) => Body::InFrame { start, end },
-            _ => Body::Bytes(headers.block().slice(body.0..body.1)),
+        let body = match body {
+            None => Body::None,
+            Some(body) => {
+                debug_assert!(body.0 <= body.1 && body.1 <= headers.block().len());
+                match (u32::try_from(body.0), u32::try_from(body.1)) {
+                    (Ok(start), Ok(end)) => Body::InFrame { start, end },
+                    _ => Body::Bytes(headers.block().slice(body.0..body.1)),
+                }
+            }
         };
         Chunk {
             transaction_id,

@@ -396,6 +396,130 @@ pub struct Decoder {
     /// start line), recorded by the line scanner so the header parser does not
     /// search for line ends again. Reused from frame to frame.
     line_starts: Vec<usize>,
+    /// The header lines the fast path read last, to know them again.
+    lines: LineCache,
+}
+
+/// The header lines of the frames the fast path read last, by line number: where each
+/// started and ended in its frame, what it was, and its bytes. A session's frames repeat
+/// their To-Path and From-Path lines, and the chunks of a message most of the others,
+/// at the same places: lines whose bytes equal the remembered ones at the same places
+/// are those same fields, and are taken after one compare instead of being classified
+/// and scanned again. Only what the bytes themselves decide is remembered (the name,
+/// where the value starts and ends, that it is plain text, that a Byte-Range parses);
+/// what depends on the rest of the frame (To-Path and From-Path present, the header
+/// count) is checked on every frame.
+struct LineCache {
+    /// `bytes[i]` is byte `i` of the frame that wrote the line covering offset `i`.
+    bytes: Box<[u8; LINE_CACHE_BYTES]>,
+    lines: [CachedLine; INLINE_FIELDS],
+    /// `lines[..len]` are remembered: in order, each starting where the one before
+    /// ends, their bytes intact.
+    len: usize,
+}
+
+/// How far into a frame header lines are remembered.
+const LINE_CACHE_BYTES: usize = 1024;
+
+/// A remembered header line: where it ends in its frame (after its CRLF; it starts
+/// where the line before ends, or at `start` for the first) and its field (offsets from
+/// the start of the frame).
+#[derive(Clone, Copy)]
+struct CachedLine {
+    start: u16,
+    end: u16,
+    field: InlineField,
+}
+
+impl LineCache {
+    fn new() -> Self {
+        LineCache {
+            bytes: Box::new([0; LINE_CACHE_BYTES]),
+            lines: [CachedLine {
+                start: 0,
+                end: 0,
+                field: EMPTY_FIELD,
+            }; INLINE_FIELDS],
+            len: 0,
+        }
+    }
+
+    /// The remembered lines from line `n` on that the frame `h` repeats: line `n`
+    /// starts at `h[pos]` as the remembered one did, and `h` has the same bytes up to
+    /// the end of the last of them.
+    #[inline(always)]
+    fn repeated(&self, n: usize, pos: usize, h: &[u8]) -> &[CachedLine] {
+        let lines = &self.lines[..self.len];
+        let Some(first) = lines.get(n) else {
+            return &[];
+        };
+        if usize::from(first.start) != pos {
+            return &[];
+        }
+        let last = usize::from(lines[lines.len() - 1].end).min(h.len());
+        let reach = pos + same_prefix(&h[pos..last], &self.bytes[pos..last]);
+        // At most eight lines, in order: a plain loop beats a binary search.
+        let mut m = n;
+        while m < lines.len() && usize::from(lines[m].end) <= reach {
+            m += 1;
+        }
+        &lines[n..m]
+    }
+
+    /// Remembers line `n` of a frame, `h[pos..end]`, read as `field`.
+    #[inline(always)]
+    fn remember(&mut self, n: usize, pos: usize, end: usize, field: InlineField, h: &[u8]) {
+        // Only in order and next to the line before (the lines a run covers must tile
+        // the bytes it compares), and within the remembered bytes.
+        let follows = match n.checked_sub(1) {
+            None => true,
+            Some(before) => n <= self.len && usize::from(self.lines[before].end) == pos,
+        };
+        if !follows || n >= INLINE_FIELDS || end > LINE_CACHE_BYTES {
+            self.len = self.len.min(n);
+            return;
+        }
+        self.bytes[pos..end].copy_from_slice(&h[pos..end]);
+        self.lines[n] = CachedLine {
+            start: pos as u16,
+            end: end as u16,
+            field,
+        };
+        // The lines after this one stay when the next starts where this one ends
+        // (then their bytes are intact); otherwise they are forgotten.
+        if n + 1 < self.len && usize::from(self.lines[n + 1].start) != end {
+            self.len = n + 1;
+        }
+        self.len = self.len.max(n + 1);
+    }
+}
+
+impl std::fmt::Debug for LineCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineCache").field("len", &self.len).finish()
+    }
+}
+
+/// How many leading bytes `a` and `b` (of the same length) have in common, sixteen
+/// at a time.
+#[inline(always)]
+fn same_prefix(a: &[u8], b: &[u8]) -> usize {
+    debug_assert_eq!(a.len(), b.len());
+    let (a16, _) = a.as_chunks::<16>();
+    let (b16, _) = b.as_chunks::<16>();
+    let mut i = 0;
+    for (x, y) in a16.iter().zip(b16) {
+        if x != y {
+            let diff = u128::from_le_bytes(*x) ^ u128::from_le_bytes(*y);
+            return i + diff.trailing_zeros() as usize / 8;
+        }
+        i += 16;
+    }
+    i + a[i..]
+        .iter()
+        .zip(&b[i..])
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 impl Default for Decoder {
@@ -416,6 +540,7 @@ impl Decoder {
             state: Self::fresh(),
             finder: memmem::Finder::new(BODY_END),
             line_starts: Vec::new(),
+            lines: LineCache::new(),
         }
     }
 
@@ -458,10 +583,7 @@ impl Decoder {
             // One split per frame; the headers and the body are ranges of it.
             let frame = buf.split_to(p.end).freeze();
             let headers = Headers::decoded_inline(frame, p.fields, p.n);
-            return Ok(Some(match p.body {
-                Some(body) => Chunk::decoded(tid, start, headers, body, p.flag),
-                None => Chunk::new(tid, start, headers, None, p.flag),
-            }));
+            return Ok(Some(Chunk::decoded(tid, start, headers, p.body, p.flag)));
         }
         loop {
             match &mut self.state {
@@ -504,9 +626,10 @@ impl Decoder {
     /// to that. Tried once per frame, so input that arrives in pieces is still scanned
     /// in linear time.
     #[inline(always)]
-    fn decode_plain(&self, buf: &BytesMut) -> Option<PlainFrame> {
+    fn decode_plain(&mut self, buf: &BytesMut) -> Option<PlainFrame> {
         let b: &[u8] = buf;
         let limits = &self.limits;
+        let cache = &mut self.lines;
         // The head: every line of it must end within the head limit, and its offsets
         // fit the headers' inline table.
         let h = &b[..b
@@ -612,23 +735,45 @@ impl Decoder {
                     end,
                 });
             }
+            // Lines read before, at the same places with the same bytes: the same
+            // fields (a Byte-Range among them parses).
+            let repeated = cache.repeated(n, pos, h);
+            if let Some(last) = repeated.last() {
+                for line in repeated {
+                    *fields.get_mut(n)? = line.field;
+                    seen |= 1 << line.field.name as u32;
+                    n += 1;
+                }
+                pos = usize::from(last.end);
+                continue;
+            }
             // RFC 4975 §9 `header = hname ":" SP hval CRLF`. Other blanks before the
             // value (tolerated: real peers write `Name:value`) take the general path.
             let (name, v) = known_name_at(h, pos)?;
             // The name, colon and space are plain text: the scan starts at the value.
             let eol = plain_line_end(h, v)?;
             let bit = 1 << name as u32;
-            // The first Byte-Range must parse (the general path reports it otherwise).
-            if name == KnownHeader::ByteRange && seen & bit == 0 && !byte_range_ok(&h[v..eol]) {
-                return None;
-            }
-            seen |= bit;
-            // A longer list takes the general path. `h` is shorter than 64 KiB.
-            *fields.get_mut(n)? = InlineField {
+            let field = InlineField {
                 name,
                 start: v as u16,
                 end: eol as u16,
             };
+            if name == KnownHeader::ByteRange {
+                if !byte_range_ok(&h[v..eol]) {
+                    // The first Byte-Range must parse (the general path reports it
+                    // otherwise).
+                    if seen & bit == 0 {
+                        return None;
+                    }
+                } else {
+                    cache.remember(n, pos, eol + 2, field, h);
+                }
+            } else {
+                cache.remember(n, pos, eol + 2, field, h);
+            }
+            seen |= bit;
+            // A longer list takes the general path. `h` is shorter than 64 KiB.
+            *fields.get_mut(n)? = field;
             n += 1;
             pos = eol + 2;
         }

@@ -325,3 +325,134 @@ fn a_decoded_body_survives_changes_to_the_headers() {
     c.set_body(Some(Bytes::from_static(b"")));
     assert_eq!((c.body(), c.body_len()), (Some(&b""[..]), Some(0)));
 }
+
+/// A frame of header lines without a body, tid `t1234567`.
+fn frame_of(lines: &[&str]) -> Vec<u8> {
+    let mut f = b"MSRP t1234567 SEND\r\n".to_vec();
+    for l in lines {
+        f.extend_from_slice(l.as_bytes());
+        f.extend_from_slice(b"\r\n");
+    }
+    f.extend_from_slice(b"-------t1234567$\r\n");
+    f
+}
+
+const TO: &str = "To-Path: msrp://bob.example.com:8888/9di4eae923wzd;tcp";
+const FROM: &str = "From-Path: msrp://alice.example.com:7777/iau39soe2843z;tcp";
+
+/// Decoding `frames` one after the other with one decoder (whole frames: the fast
+/// path, which remembers header lines from frame to frame) reads each as a fresh
+/// decoder fed one byte at a time does (the line-by-line path).
+fn reads_like_fresh_frames(frames: &[Vec<u8>]) {
+    let expected: Vec<_> = frames
+        .iter()
+        .flat_map(|f| {
+            let bytes: Vec<&[u8]> = f.chunks(1).collect();
+            decode_pieces(&bytes, Limits::default())
+        })
+        .collect();
+    assert_eq!(decode_all(&frames.concat()), expected);
+}
+
+/// A line that comes back shorter must make the decoder forget the remembered lines
+/// after it: the byte the longer line left behind must not let a later frame skip a
+/// line of its own.
+#[test]
+fn remembered_lines_after_a_line_that_shrank_are_forgotten() {
+    let long = frame_of(&[
+        TO,
+        FROM,
+        "Message-ID: 12345678",
+        "Byte-Range: 1-*/9",
+        "Content-Type: text/plain",
+    ]);
+    // Its Message-ID line one byte shorter, then an extension header: the fast path
+    // reads (and remembers) the first three lines only.
+    let short = frame_of(&[
+        TO,
+        FROM,
+        "Message-ID: 1234567",
+        "X-Foo: bar",
+        "Content-Type: text/plain",
+    ]);
+    // The short Message-ID line, then the byte the long one ended with, a bare LF line
+    // (which the spec does not allow), then the long frame's last two lines.
+    let mut tricky = frame_of(&[
+        TO,
+        FROM,
+        "Message-ID: 1234567",
+        "Byte-Range: 1-*/9",
+        "Content-Type: text/plain",
+    ]);
+    let at = tricky
+        .windows(21)
+        .position(|w| w == b"Message-ID: 1234567\r\n")
+        .expect("line")
+        + 21;
+    tricky.insert(at, b'\n');
+    reads_like_fresh_frames(&[long, short, tricky]);
+}
+
+/// A header line the decoder does not remember (a second Byte-Range that does not
+/// parse) must not let it remember the next line at another place than where the
+/// remembered line before it ends.
+#[test]
+fn lines_are_remembered_only_next_to_the_line_before() {
+    let first = frame_of(&[
+        TO,
+        FROM,
+        "Byte-Range: 1-*/9",
+        "Byte-Range: 1-*/7",
+        "Content-Type: text/plain",
+    ]);
+    let second = frame_of(&[
+        TO,
+        FROM,
+        "Byte-Range: 1-*/9",
+        "Byte-Range: 1-*/7xyz",
+        "Content-Type: text/plain",
+    ]);
+    // The first frame's lines up to its second Byte-Range, then the bytes of its
+    // Content-Type line that the second frame's longer Byte-Range covered, then the
+    // second frame's Content-Type line.
+    let mut tricky = frame_of(&[
+        TO,
+        FROM,
+        "Byte-Range: 1-*/9",
+        "Byte-Range: 1-*/7",
+        "Con",
+        "Content-Type: text/plain",
+    ]);
+    // `Con\r\n` is 5 bytes; the second frame's Byte-Range is 3 bytes longer: keep the
+    // three bytes `Con` and drop its CRLF so the bytes line up with what was written.
+    let at = tricky
+        .windows(5)
+        .position(|w| w == b"Con\r\n")
+        .expect("line")
+        + 3;
+    tricky.drain(at..at + 2);
+    reads_like_fresh_frames(&[first, second, tricky]);
+}
+
+/// A Byte-Range that does not parse is let through when an earlier one did (only the
+/// first counts), but the decoder must not remember it as a line that needs no check:
+/// in the next frame it may be the first.
+#[test]
+fn a_byte_range_that_does_not_parse_is_checked_again() {
+    let checked = frame_of(&[
+        TO,
+        FROM,
+        "Byte-Range: 1-*/9",
+        "Byte-Range: 1-x/9",
+        "Content-Type: text/plain",
+    ]);
+    // Same places: a Message-ID line as long as the first Byte-Range line.
+    let first = frame_of(&[
+        TO,
+        FROM,
+        "Message-ID: 12345",
+        "Byte-Range: 1-x/9",
+        "Content-Type: text/plain",
+    ]);
+    reads_like_fresh_frames(&[checked, first]);
+}

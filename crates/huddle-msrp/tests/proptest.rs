@@ -314,3 +314,50 @@ proptest! {
         prop_assert_eq!(whole, bytewise);
     }
 }
+
+proptest! {
+    /// The fast path remembers the header lines of the frames it read and takes the
+    /// same bytes at the same places as the same fields. Streams of near-copies of one
+    /// frame (a head byte changed, inserted or removed here and there, so that lines
+    /// repeat, move, change and break) must read as the line-by-line path reads them.
+    #[test]
+    fn repeated_header_lines_read_like_new_ones(
+        c in chunk(),
+        copies in proptest::collection::vec(
+            proptest::collection::vec((any::<prop::sample::Index>(), mutation_byte(), 0u8..3), 0..3),
+            2..6,
+        ),
+        small in any::<bool>(),
+    ) {
+        let mut frame = BytesMut::new();
+        c.encode(&mut frame);
+        let head_len = frame
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(frame.len(), |p| p + 4);
+        let mut wire = Vec::new();
+        for edits in copies {
+            let mut f = frame.to_vec();
+            for (at, b, op) in edits {
+                let i = at.index(head_len.min(f.len()));
+                match op {
+                    0 => f[i] = b,
+                    1 => f.insert(i, b),
+                    _ => {
+                        f.remove(i);
+                    }
+                }
+            }
+            wire.extend_from_slice(&f);
+        }
+        let limits = if small {
+            Limits { max_head_bytes: 200, max_headers: 4, max_body_in_memory: 16 }
+        } else {
+            Limits::default()
+        };
+        let whole = outcomes(&[&wire], limits);
+        let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+        let bytewise = outcomes(&bytes, limits);
+        prop_assert_eq!(whole, bytewise);
+    }
+}
