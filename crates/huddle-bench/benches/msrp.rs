@@ -6,12 +6,16 @@
 //! Byte-Range is `1-*/T` with a body shorter than `T` (so flag `+`), fed to it with one
 //! `feed` and one `produce` per chunk. It rejects other shapes (the RFC 4975 example
 //! itself) and loops forever on partial input, so it is never called any other way.
+//! Every chunk of a batch has its own transaction id and Message-ID, as the messages of
+//! a chat do (huddle's decoder remembers header lines from frame to frame, so a batch
+//! of identical chunks would flatter it: To-Path, From-Path, Byte-Range and
+//! Content-Type repeat here, as they do in a session).
 //!
 //! Each side is measured the way it is used: rust-rcs-core copies every chunk into its
 //! own buffer (`feed`) and out again (`produce`); huddle decodes in place from the read
 //! buffer a socket fills (pipelined chunks already in a `BytesMut`), its bodies being
 //! zero-copy slices, and drops each chunk in the timed loop. The memmem scan only finds
-//! the end-line in each chunk.
+//! the start of the end-line in each chunk.
 //!
 //! Accuracy on a shared machine: the table's three sides run their batches in turns
 //! (huddle, rust-rcs-core, memmem, again), so a change of load weighs on all of them
@@ -38,15 +42,25 @@ const CASES: &[(&str, usize)] = &[("1 B", 1), ("64 B", 64), ("2 KiB", 2048), ("6
 /// hot data and the comparison is about parsing, not memory bandwidth.
 const BATCH_BYTES: usize = 1 << 20;
 
-const TID: &str = "a786hjs2Xq";
-
-/// One encoded chunk of the benchmarked shape, with its end-line.
+/// One encoded chunk of the benchmarked shape per position in a batch: each with its
+/// own transaction id and Message-ID (as in a chat, where every message is a chunk of
+/// its own), all of the same length.
 struct Input {
     name: &'static str,
     body_len: usize,
-    chunk: Bytes,
-    end_line: Vec<u8>,
+    chunks: Vec<Bytes>,
 }
+
+impl Input {
+    /// The length of every chunk.
+    fn len(&self) -> usize {
+        self.chunks[0].len()
+    }
+}
+
+/// The start of every end-line (RFC 4975 §9 `end-line = "-------" transact-id
+/// continuation-flag CRLF`, after the body's CRLF): what the memmem scan looks for.
+const END_LINE_START: &[u8] = b"\r\n-------";
 
 fn input(name: &'static str, body_len: usize) -> Input {
     // Printable text, no CR or LF: a chat message or a text file's chunk.
@@ -54,108 +68,121 @@ fn input(name: &'static str, body_len: usize) -> Input {
     let body: Vec<u8> = text.iter().copied().cycle().take(body_len).collect();
     let to = parse_path("msrp://bob.example.com:8888/9di4eae923wzd;tcp").expect("path");
     let from = parse_path("msrp://alice.example.com:7777/iau39soe2843z;tcp").expect("path");
-    let chunk = ChunkBuilder::send(&to, &from)
-        .transaction_id(TransactionId::new(TID).expect("tid"))
-        .message_id("87652491")
-        // `N-*/T` with T past the end of this chunk: the only Byte-Range shape the peer
-        // parser takes.
-        .byte_range(ByteRange {
-            start: 1,
-            end: None,
-            total: Some(body_len as u64 + 1),
+    let k = (BATCH_BYTES / (body_len + 230)).max(16);
+    let chunks = (0..k)
+        .map(|i| {
+            ChunkBuilder::send(&to, &from)
+                // Ten and eight characters, like the RFC 4975 examples' ids.
+                .transaction_id(
+                    TransactionId::new(&format!("a786h{:05}", i % 100_000)).expect("tid"),
+                )
+                .message_id(&format!("8765{:04}", i % 10_000))
+                // `N-*/T` with T past the end of this chunk: the only Byte-Range shape
+                // the peer parser takes.
+                .byte_range(ByteRange {
+                    start: 1,
+                    end: None,
+                    total: Some(body_len as u64 + 1),
+                })
+                .data("text/plain", body.clone())
+                .flag(Flag::More)
+                .build()
+                .expect("chunk")
+                .to_bytes()
         })
-        .data("text/plain", body)
-        .flag(Flag::More)
-        .build()
-        .expect("chunk");
-    let bytes = chunk.to_bytes();
+        .collect::<Vec<_>>();
+    assert!(chunks.iter().all(|c| c.len() == chunks[0].len()));
     Input {
         name,
         body_len,
-        chunk: bytes,
-        end_line: format!("\r\n-------{TID}+\r\n").into_bytes(),
+        chunks,
     }
 }
 
-/// `k` copies of the chunk back to back, as a read buffer would hold them.
-fn pipelined(inp: &Input, k: usize) -> BytesMut {
-    let mut b = BytesMut::with_capacity(inp.chunk.len() * k);
-    for _ in 0..k {
-        b.extend_from_slice(&inp.chunk);
+/// A batch's chunks back to back, as a read buffer would hold them.
+fn pipelined(inp: &Input) -> BytesMut {
+    let mut b = BytesMut::with_capacity(inp.len() * inp.chunks.len());
+    for c in &inp.chunks {
+        b.extend_from_slice(c);
     }
     b
 }
 
-fn copies_per_batch(inp: &Input) -> usize {
-    (BATCH_BYTES / inp.chunk.len()).max(16)
-}
-
-/// Checks that both parsers read the chunk as the same body before anything is timed.
+/// Checks that both parsers read every chunk as the same body before anything is
+/// timed.
 fn verify(inp: &Input) {
     let mut dec = Decoder::new(Limits::default());
-    let mut buf = BytesMut::from(&inp.chunk[..]);
-    let c = dec
-        .decode(&mut buf)
-        .expect("huddle decodes")
-        .expect("one chunk");
-    assert_eq!(c.body_len(), Some(inp.body_len));
+    let mut buf = pipelined(inp);
+    for c in &inp.chunks {
+        let d = dec
+            .decode(&mut buf)
+            .expect("huddle decodes")
+            .expect("one chunk");
+        assert_eq!(d.body_len(), Some(inp.body_len));
+        assert_eq!(d.to_bytes(), *c);
+    }
     assert!(buf.is_empty());
 
     let mut p = MsrpParser::new();
-    p.feed(&inp.chunk);
-    let c = p
-        .produce()
-        .expect("rust-rcs-core parses")
-        .expect("one chunk");
-    assert_eq!(
-        c.get_body().map(Vec::len),
-        Some(inp.body_len),
-        "rust-rcs-core body"
-    );
+    for c in &inp.chunks {
+        p.feed(c);
+        let c = p
+            .produce()
+            .expect("rust-rcs-core parses")
+            .expect("one chunk");
+        assert_eq!(
+            c.get_body().map(Vec::len),
+            Some(inp.body_len),
+            "rust-rcs-core body"
+        );
+    }
     // Nothing buffered is left: the next produce would need a new feed (never called).
 
-    let at = memmem::find(&inp.chunk, &inp.end_line).expect("end-line");
-    assert_eq!(at + inp.end_line.len(), inp.chunk.len());
+    for c in &inp.chunks {
+        let at = memmem::find(c, END_LINE_START).expect("end-line");
+        assert_eq!(at + END_LINE_START.len() + 10 + 3, c.len());
+    }
 }
 
-fn huddle_batch(inp: &Input, k: usize) -> (Duration, u64) {
-    let mut buf = pipelined(inp, k);
+fn huddle_batch(inp: &Input) -> (Duration, u64) {
+    let mut buf = pipelined(inp);
     let mut dec = Decoder::new(Limits::default());
+    let k = inp.chunks.len() as u64;
     timed(|| {
         let mut n = 0;
         while let Ok(Some(c)) = dec.decode(&mut buf) {
             black_box(&c);
             n += 1;
         }
-        assert_eq!(n, k as u64);
+        assert_eq!(n, k);
         n
     })
 }
 
-fn rcs_batch(inp: &Input, k: usize, parser: &mut MsrpParser) -> (Duration, u64) {
+fn rcs_batch(inp: &Input, parser: &mut MsrpParser) -> (Duration, u64) {
     timed(|| {
-        for _ in 0..k {
+        for c in &inp.chunks {
             // One feed, one produce, one complete chunk: the only safe way to call it.
-            parser.feed(&inp.chunk);
+            parser.feed(c);
             let c = parser.produce();
             assert!(matches!(c, Ok(Some(_))));
             black_box(c.ok());
         }
-        k as u64
+        inp.chunks.len() as u64
     })
 }
 
-fn memmem_batch(inp: &Input, k: usize, finder: &memmem::Finder<'_>) -> (Duration, u64) {
-    let buf = pipelined(inp, k);
-    let len = inp.chunk.len();
+fn memmem_batch(inp: &Input, finder: &memmem::Finder<'_>) -> (Duration, u64) {
+    let buf = pipelined(inp);
+    let len = inp.len();
     timed(|| {
         let mut at = 0;
-        for _ in 0..k {
+        for _ in &inp.chunks {
             let end = finder.find(&buf[at..at + len]).expect("end-line");
             black_box(end);
             at += len;
         }
-        k as u64
+        inp.chunks.len() as u64
     })
 }
 
@@ -187,13 +214,13 @@ fn measure_in_turns(min: Duration, sides: &mut [&mut dyn FnMut() -> (Duration, u
 fn criterion_report(c: &mut Criterion, inputs: &[Input]) {
     for inp in inputs {
         let mut g = c.benchmark_group(format!("msrp_decode/{}", inp.name));
-        g.throughput(Throughput::Bytes(inp.chunk.len() as u64));
+        g.throughput(Throughput::Bytes(inp.len() as u64));
         g.warm_up_time(Duration::from_millis(500));
         g.measurement_time(Duration::from_secs(2));
         g.bench_function("huddle", |b| {
             let mut dec = Decoder::new(Limits::default());
             b.iter_batched_ref(
-                || BytesMut::from(&inp.chunk[..]),
+                || BytesMut::from(&inp.chunks[0][..]),
                 |buf| black_box(dec.decode(buf).expect("decodes")),
                 BatchSize::SmallInput,
             )
@@ -201,13 +228,13 @@ fn criterion_report(c: &mut Criterion, inputs: &[Input]) {
         g.bench_function("rust-rcs-core", |b| {
             let mut p = MsrpParser::new();
             b.iter(|| {
-                p.feed(black_box(&inp.chunk));
+                p.feed(black_box(&inp.chunks[0]));
                 black_box(p.produce().ok().flatten().is_some())
             })
         });
         g.bench_function("memmem", |b| {
-            let f = memmem::Finder::new(&inp.end_line);
-            b.iter(|| black_box(f.find(black_box(&inp.chunk))))
+            let f = memmem::Finder::new(END_LINE_START);
+            b.iter(|| black_box(f.find(black_box(&inp.chunks[0]))))
         });
         g.finish();
     }
@@ -236,22 +263,21 @@ fn main() {
         ],
     );
     for inp in &inputs {
-        let k = copies_per_batch(inp);
         let mut parser = MsrpParser::new();
-        let finder = memmem::Finder::new(&inp.end_line);
+        let finder = memmem::Finder::new(END_LINE_START);
         let ns = measure_in_turns(
             MIN_MEASURE,
             &mut [
-                &mut || huddle_batch(inp, k),
-                &mut || rcs_batch(inp, k, &mut parser),
-                &mut || memmem_batch(inp, k, &finder),
+                &mut || huddle_batch(inp),
+                &mut || rcs_batch(inp, &mut parser),
+                &mut || memmem_batch(inp, &finder),
             ],
         );
         let (huddle, rcs, mm) = (ns[0], ns[1], ns[2]);
-        let len = inp.chunk.len() as f64;
+        let len = inp.len() as f64;
         t.row(vec![
             format!("{} body", inp.name),
-            inp.chunk.len().to_string(),
+            inp.len().to_string(),
             fmt_ns(huddle),
             fmt_ns(rcs),
             format!("{:.1}x", rcs / huddle),
