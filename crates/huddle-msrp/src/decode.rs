@@ -336,7 +336,6 @@ struct PlainFrame {
     tid_len: usize,
     /// `None` for SEND (the usual case, built where the chunk is).
     start: Option<StartLine>,
-    fields: [InlineField; INLINE_FIELDS],
     n: usize,
     /// Where the body starts and ends (`None`: no content-stuff).
     body: Option<(usize, usize)>,
@@ -398,6 +397,11 @@ pub struct Decoder {
     line_starts: Vec<usize>,
     /// The header lines the fast path read last, to know them again.
     lines: LineCache,
+    /// The fast path's table of the frame it reads, copied into the chunk. Kept here
+    /// rather than on the stack: by the time the chunk is built (after the buffer's
+    /// reference count changed, which waits for every store) the table is in memory,
+    /// and the copy does not wait for the narrow stores that filled it.
+    fields: [InlineField; INLINE_FIELDS],
 }
 
 /// The header lines of the frames the fast path read last, by line number: where each
@@ -444,26 +448,18 @@ impl LineCache {
         }
     }
 
-    /// The remembered lines from line `n` on that the frame `h` repeats: line `n`
-    /// starts at `h[pos]` as the remembered one did, and `h` has the same bytes up to
-    /// the end of the last of them.
+    /// The remembered lines, and how far the frame `h` repeats their bytes from
+    /// `h[pos]`, where line `n` starts as remembered line `n` did (`None` when it does
+    /// not): the lines from `n` on that end by then are the frame's next lines.
     #[inline(always)]
-    fn repeated(&self, n: usize, pos: usize, h: &[u8]) -> &[CachedLine] {
+    fn repeated(&self, n: usize, pos: usize, h: &[u8]) -> Option<(&[CachedLine], usize)> {
         let lines = &self.lines[..self.len];
-        let Some(first) = lines.get(n) else {
-            return &[];
-        };
-        if usize::from(first.start) != pos {
-            return &[];
+        if usize::from(lines.get(n)?.start) != pos {
+            return None;
         }
         let last = usize::from(lines[lines.len() - 1].end).min(h.len());
         let reach = pos + same_prefix(&h[pos..last], &self.bytes[pos..last]);
-        // At most eight lines, in order: a plain loop beats a binary search.
-        let mut m = n;
-        while m < lines.len() && usize::from(lines[m].end) <= reach {
-            m += 1;
-        }
-        &lines[n..m]
+        Some((lines, reach))
     }
 
     /// Remembers line `n` of a frame, `h[pos..end]`, read as `field`.
@@ -507,17 +503,36 @@ fn same_prefix(a: &[u8], b: &[u8]) -> usize {
     debug_assert_eq!(a.len(), b.len());
     let (a16, _) = a.as_chunks::<16>();
     let (b16, _) = b.as_chunks::<16>();
-    let mut i = 0;
-    for (x, y) in a16.iter().zip(b16) {
-        if x != y {
-            let diff = u128::from_le_bytes(*x) ^ u128::from_le_bytes(*y);
-            return i + diff.trailing_zeros() as usize / 8;
+    let whole = a16.len().min(b16.len());
+    let (a16, b16) = (&a16[..whole], &b16[..whole]);
+    let mut k = 0;
+    while k < whole {
+        if a16[k] != b16[k] {
+            let diff = u128::from_le_bytes(a16[k]) ^ u128::from_le_bytes(b16[k]);
+            return 16 * k + diff.trailing_zeros() as usize / 8;
         }
-        i += 16;
+        k += 1;
     }
-    i + a[i..]
+    let i = 16 * whole;
+    let n = a.len().min(b.len());
+    if i == n {
+        return n;
+    }
+    if n >= 16 {
+        // The last sixteen bytes, overlapping ones already found equal: a difference
+        // among them is at or after `i`.
+        let x: [u8; 16] = a[n - 16..n].try_into().expect("16 bytes");
+        let y: [u8; 16] = b[n - 16..n].try_into().expect("16 bytes");
+        let diff = u128::from_le_bytes(x) ^ u128::from_le_bytes(y);
+        return if diff == 0 {
+            n
+        } else {
+            n - 16 + diff.trailing_zeros() as usize / 8
+        };
+    }
+    i + a[i..n]
         .iter()
-        .zip(&b[i..])
+        .zip(&b[i..n])
         .take_while(|(x, y)| x == y)
         .count()
 }
@@ -541,6 +556,7 @@ impl Decoder {
             finder: memmem::Finder::new(BODY_END),
             line_starts: Vec::new(),
             lines: LineCache::new(),
+            fields: [EMPTY_FIELD; INLINE_FIELDS],
         }
     }
 
@@ -582,7 +598,7 @@ impl Decoder {
             let start = p.start.unwrap_or(StartLine::Request(Method::SEND));
             // One split per frame; the headers and the body are ranges of it.
             let frame = buf.split_to(p.end).freeze();
-            let headers = Headers::decoded_inline(frame, p.fields, p.n);
+            let headers = Headers::decoded_inline(frame, self.fields, p.n);
             return Ok(Some(Chunk::decoded(tid, start, headers, p.body, p.flag)));
         }
         loop {
@@ -677,7 +693,7 @@ impl Decoder {
             (Some(start), eol + 2)
         };
         // The headers' inline table, filled up to `n`.
-        let mut fields = [EMPTY_FIELD; INLINE_FIELDS];
+        let fields = &mut self.fields;
         let mut n = 0;
         // Which known headers were seen, one bit each.
         let mut seen = 0u32;
@@ -708,7 +724,6 @@ impl Decoder {
                     return Some(PlainFrame {
                         tid_len: tid.len(),
                         start,
-                        fields,
                         n,
                         body: Some((body_start, at)),
                         flag,
@@ -728,7 +743,6 @@ impl Decoder {
                 return Some(PlainFrame {
                     tid_len: tid.len(),
                     start,
-                    fields,
                     n,
                     body: None,
                     flag,
@@ -737,15 +751,19 @@ impl Decoder {
             }
             // Lines read before, at the same places with the same bytes: the same
             // fields (a Byte-Range among them parses).
-            let repeated = cache.repeated(n, pos, h);
-            if let Some(last) = repeated.last() {
-                for line in repeated {
+            if let Some((lines, reach)) = cache.repeated(n, pos, h) {
+                let from = n;
+                while let Some(line) = lines.get(n)
+                    && usize::from(line.end) <= reach
+                {
                     *fields.get_mut(n)? = line.field;
                     seen |= 1 << line.field.name as u32;
+                    pos = usize::from(line.end);
                     n += 1;
                 }
-                pos = usize::from(last.end);
-                continue;
+                if n > from {
+                    continue;
+                }
             }
             // RFC 4975 §9 `header = hname ":" SP hval CRLF`. Other blanks before the
             // value (tolerated: real peers write `Name:value`) take the general path.
@@ -1865,6 +1883,25 @@ mod tests {
                 l[at] = b';';
                 assert_eq!(find_colon(&l), None);
                 l[at] = b'a';
+            }
+        }
+    }
+
+    #[test]
+    fn same_prefix_counts_the_leading_equal_bytes() {
+        let reference = |a: &[u8], b: &[u8]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        let a: Vec<u8> = (0..70u8).map(|i| i.wrapping_mul(37)).collect();
+        for len in 0..a.len() {
+            for at in 0..=len {
+                let mut b = a[..len].to_vec();
+                if at < len {
+                    b[at] ^= 0x20;
+                }
+                assert_eq!(
+                    same_prefix(&a[..len], &b),
+                    reference(&a[..len], &b),
+                    "{len} {at}"
+                );
             }
         }
     }

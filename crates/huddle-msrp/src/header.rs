@@ -200,7 +200,7 @@ impl Default for List {
 
 /// A known header spelled canonically whose value is `head[start..end]`, validated
 /// UTF-8 text without CR or LF.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct InlineField {
     pub(crate) name: KnownHeader,
     pub(crate) start: u16,
