@@ -475,7 +475,7 @@ impl LineCache {
             self.len = self.len.min(n);
             return;
         }
-        self.bytes[pos..end].copy_from_slice(&h[pos..end]);
+        copy_line(&mut self.bytes[pos..end], &h[pos..end]);
         self.lines[n] = CachedLine {
             start: pos as u16,
             end: end as u16,
@@ -494,6 +494,26 @@ impl std::fmt::Debug for LineCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LineCache").field("len", &self.len).finish()
     }
+}
+
+/// `dst.copy_from_slice(src)` for a header line, sixteen bytes at a time (the last
+/// sixteen overlapping the ones before): lines are short, and this stays inline where
+/// a call to `memcpy` would not.
+#[inline(always)]
+fn copy_line(dst: &mut [u8], src: &[u8]) {
+    let n = dst.len();
+    if n < 16 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let mut i = 0;
+    while i + 16 < n {
+        let d: &mut [u8; 16] = (&mut dst[i..i + 16]).try_into().expect("16 bytes");
+        *d = src[i..i + 16].try_into().expect("16 bytes");
+        i += 16;
+    }
+    let d: &mut [u8; 16] = (&mut dst[n - 16..n]).try_into().expect("16 bytes");
+    *d = src[n - 16..n].try_into().expect("16 bytes");
 }
 
 /// How many leading bytes `a` and `b` (of the same length) have in common, sixteen
@@ -697,6 +717,9 @@ impl Decoder {
         let mut n = 0;
         // Which known headers were seen, one bit each.
         let mut seen = 0u32;
+        // The name and value start of the line at a place, when a run of remembered
+        // lines ended there on a line that repeats its remembered name.
+        let mut hint: Option<(usize, KnownHeader, usize)> = None;
         loop {
             let first = *h.get(pos)?;
             if first == b'\r' || first == b'-' {
@@ -749,25 +772,43 @@ impl Decoder {
                     end,
                 });
             }
-            // Lines read before, at the same places with the same bytes: the same
-            // fields (a Byte-Range among them parses).
-            if let Some((lines, reach)) = cache.repeated(n, pos, h) {
-                let from = n;
-                while let Some(line) = lines.get(n)
-                    && usize::from(line.end) <= reach
-                {
-                    *fields.get_mut(n)? = line.field;
-                    seen |= 1 << line.field.name as u32;
-                    pos = usize::from(line.end);
-                    n += 1;
+            let (name, v) = match hint.take() {
+                Some((at, name, v)) if at == pos => (name, v),
+                _ => {
+                    // Lines read before, at the same places with the same bytes: the
+                    // same fields (a Byte-Range among them parses).
+                    if let Some((lines, reach)) = cache.repeated(n, pos, h) {
+                        let from = n;
+                        while let Some(line) = lines.get(n)
+                            && usize::from(line.end) <= reach
+                        {
+                            *fields.get_mut(n)? = line.field;
+                            seen |= 1 << line.field.name as u32;
+                            pos = usize::from(line.end);
+                            n += 1;
+                        }
+                        // The next line differs, but when it starts with the same name,
+                        // colon, space and first value byte, it is the same header
+                        // (what `known_name_at` looks at), its value starting at the
+                        // same place.
+                        if let Some(line) = lines.get(n)
+                            && reach > usize::from(line.field.start)
+                        {
+                            hint = Some((pos, line.field.name, usize::from(line.field.start)));
+                        }
+                        if n > from {
+                            continue;
+                        }
+                    }
+                    match hint.take() {
+                        Some((_, name, v)) => (name, v),
+                        // RFC 4975 §9 `header = hname ":" SP hval CRLF`. Other blanks
+                        // before the value (tolerated: real peers write `Name:value`)
+                        // take the general path.
+                        None => known_name_at(h, pos)?,
+                    }
                 }
-                if n > from {
-                    continue;
-                }
-            }
-            // RFC 4975 §9 `header = hname ":" SP hval CRLF`. Other blanks before the
-            // value (tolerated: real peers write `Name:value`) take the general path.
-            let (name, v) = known_name_at(h, pos)?;
+            };
             // The name, colon and space are plain text: the scan starts at the value.
             let eol = plain_line_end(h, v)?;
             let bit = 1 << name as u32;
@@ -1884,6 +1925,16 @@ mod tests {
                 assert_eq!(find_colon(&l), None);
                 l[at] = b'a';
             }
+        }
+    }
+
+    #[test]
+    fn copy_line_copies_every_byte() {
+        let src: Vec<u8> = (0..70u8).collect();
+        for len in 0..src.len() {
+            let mut dst = vec![0xff; len];
+            copy_line(&mut dst, &src[..len]);
+            assert_eq!(dst, src[..len]);
         }
     }
 

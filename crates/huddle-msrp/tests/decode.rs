@@ -456,3 +456,14 @@ fn a_byte_range_that_does_not_parse_is_checked_again() {
     ]);
     reads_like_fresh_frames(&[checked, first]);
 }
+
+/// A line that repeats a remembered line's name, colon and space is that header, but
+/// only when its value does not start with another blank (which the line-by-line path
+/// skips).
+#[test]
+fn a_repeated_name_followed_by_a_second_blank_is_read_as_new() {
+    let one = frame_of(&[TO, FROM, "Message-ID: 12345", "Byte-Range: 1-*/9"]);
+    let two = frame_of(&[TO, FROM, "Message-ID:  2345", "Byte-Range: 1-*/9"]);
+    let three = frame_of(&[TO, FROM, "Message-ID: 1x345", "Byte-Range: 1-*/9"]);
+    reads_like_fresh_frames(&[one.clone(), two, one, three]);
+}
