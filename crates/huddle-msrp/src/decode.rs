@@ -397,10 +397,12 @@ pub struct Decoder {
     line_starts: Vec<usize>,
     /// The header lines the fast path read last, to know them again.
     lines: LineCache,
-    /// The fast path's table of the frame it reads, copied into the chunk. Kept here
-    /// rather than on the stack: by the time the chunk is built (after the buffer's
-    /// reference count changed, which waits for every store) the table is in memory,
-    /// and the copy does not wait for the narrow stores that filled it.
+    /// The fast path's table of the frame it reads, copied into the chunk; its first
+    /// `lines.len` entries are also the remembered lines' fields (a line taken from a
+    /// run is already in place). Kept here rather than on the stack: by the time the
+    /// chunk is built (after the buffer's reference count changed, which waits for
+    /// every store) the table is in memory, and the copy does not wait for the narrow
+    /// stores that filled it.
     fields: [InlineField; INLINE_FIELDS],
 }
 
@@ -425,25 +427,19 @@ struct LineCache {
 /// How far into a frame header lines are remembered.
 const LINE_CACHE_BYTES: usize = 1024;
 
-/// A remembered header line: where it ends in its frame (after its CRLF; it starts
-/// where the line before ends, or at `start` for the first) and its field (offsets from
-/// the start of the frame).
+/// A remembered header line: where it starts and ends (after its CRLF) in its frame.
+/// Its field is the decoder's table entry of the same number.
 #[derive(Clone, Copy)]
 struct CachedLine {
     start: u16,
     end: u16,
-    field: InlineField,
 }
 
 impl LineCache {
     fn new() -> Self {
         LineCache {
             bytes: Box::new([0; LINE_CACHE_BYTES]),
-            lines: [CachedLine {
-                start: 0,
-                end: 0,
-                field: EMPTY_FIELD,
-            }; INLINE_FIELDS],
+            lines: [CachedLine { start: 0, end: 0 }; INLINE_FIELDS],
             len: 0,
         }
     }
@@ -462,9 +458,10 @@ impl LineCache {
         Some((lines, reach))
     }
 
-    /// Remembers line `n` of a frame, `h[pos..end]`, read as `field`.
+    /// Remembers line `n` of a frame, `h[pos..end]` (its field is already in the
+    /// decoder's table).
     #[inline(always)]
-    fn remember(&mut self, n: usize, pos: usize, end: usize, field: InlineField, h: &[u8]) {
+    fn remember(&mut self, n: usize, pos: usize, end: usize, h: &[u8]) {
         // Only in order and next to the line before (the lines a run covers must tile
         // the bytes it compares), and within the remembered bytes.
         let follows = match n.checked_sub(1) {
@@ -479,7 +476,6 @@ impl LineCache {
         self.lines[n] = CachedLine {
             start: pos as u16,
             end: end as u16,
-            field,
         };
         // The lines after this one stay when the next starts where this one ends
         // (then their bytes are intact); otherwise they are forgotten.
@@ -487,6 +483,13 @@ impl LineCache {
             self.len = n + 1;
         }
         self.len = self.len.max(n + 1);
+    }
+
+    /// Forgets line `n` and the lines after it (the decoder's table entry `n` now
+    /// holds another line's field).
+    #[inline(always)]
+    fn forget_from(&mut self, n: usize) {
+        self.len = self.len.min(n);
     }
 }
 
@@ -779,11 +782,11 @@ impl Decoder {
                     // same fields (a Byte-Range among them parses).
                     if let Some((lines, reach)) = cache.repeated(n, pos, h) {
                         let from = n;
+                        // Their fields are in the table already.
                         while let Some(line) = lines.get(n)
                             && usize::from(line.end) <= reach
                         {
-                            *fields.get_mut(n)? = line.field;
-                            seen |= 1 << line.field.name as u32;
+                            seen |= 1 << fields[n].name as u32;
                             pos = usize::from(line.end);
                             n += 1;
                         }
@@ -791,10 +794,8 @@ impl Decoder {
                         // colon, space and first value byte, it is the same header
                         // (what `known_name_at` looks at), its value starting at the
                         // same place.
-                        if let Some(line) = lines.get(n)
-                            && reach > usize::from(line.field.start)
-                        {
-                            hint = Some((pos, line.field.name, usize::from(line.field.start)));
+                        if n < lines.len() && reach > usize::from(fields[n].start) {
+                            hint = Some((pos, fields[n].name, usize::from(fields[n].start)));
                         }
                         if n > from {
                             continue;
@@ -812,27 +813,27 @@ impl Decoder {
             // The name, colon and space are plain text: the scan starts at the value.
             let eol = plain_line_end(h, v)?;
             let bit = 1 << name as u32;
-            let field = InlineField {
+            // The first Byte-Range must parse (the general path reports it otherwise);
+            // a later one that does not is let through but not remembered (it may be
+            // the first in another frame).
+            let remembered = name != KnownHeader::ByteRange || byte_range_ok(&h[v..eol]) || {
+                if seen & bit == 0 {
+                    return None;
+                }
+                false
+            };
+            seen |= bit;
+            // A longer list takes the general path. `h` is shorter than 64 KiB.
+            *fields.get_mut(n)? = InlineField {
                 name,
                 start: v as u16,
                 end: eol as u16,
             };
-            if name == KnownHeader::ByteRange {
-                if !byte_range_ok(&h[v..eol]) {
-                    // The first Byte-Range must parse (the general path reports it
-                    // otherwise).
-                    if seen & bit == 0 {
-                        return None;
-                    }
-                } else {
-                    cache.remember(n, pos, eol + 2, field, h);
-                }
+            if remembered {
+                cache.remember(n, pos, eol + 2, h);
             } else {
-                cache.remember(n, pos, eol + 2, field, h);
+                cache.forget_from(n);
             }
-            seen |= bit;
-            // A longer list takes the general path. `h` is shorter than 64 KiB.
-            *fields.get_mut(n)? = field;
             n += 1;
             pos = eol + 2;
         }

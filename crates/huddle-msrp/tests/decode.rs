@@ -467,3 +467,26 @@ fn a_repeated_name_followed_by_a_second_blank_is_read_as_new() {
     let three = frame_of(&[TO, FROM, "Message-ID: 1x345", "Byte-Range: 1-*/9"]);
     reads_like_fresh_frames(&[one.clone(), two, one, three]);
 }
+
+/// A line the decoder reads but does not remember (a later Byte-Range that does not
+/// parse) takes the table entry of the remembered line with its number, so that line
+/// must be forgotten: a frame repeating the remembered bytes must not get the other
+/// line's field.
+#[test]
+fn a_line_read_but_not_remembered_makes_the_decoder_forget_its_place() {
+    let valid = frame_of(&[
+        TO,
+        FROM,
+        "Byte-Range: 1-*/9",
+        "Byte-Range: 1-*/7",
+        "Content-Type: text/plain",
+    ]);
+    let longer = frame_of(&[
+        TO,
+        FROM,
+        "Byte-Range: 1-*/9",
+        "Byte-Range: 1-x/99",
+        "Content-Type: text/plain",
+    ]);
+    reads_like_fresh_frames(&[valid.clone(), longer, valid]);
+}
