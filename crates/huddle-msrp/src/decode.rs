@@ -485,6 +485,12 @@ impl LineCache {
         self.len = self.len.max(n + 1);
     }
 
+    /// Does remembered line `n` end at `end`?
+    #[inline(always)]
+    fn ends_at(&self, n: usize, end: usize) -> bool {
+        n < self.len && usize::from(self.lines[n].end) == end
+    }
+
     /// Forgets line `n` and the lines after it (the decoder's table entry `n` now
     /// holds another line's field).
     #[inline(always)]
@@ -775,8 +781,8 @@ impl Decoder {
                     end,
                 });
             }
-            let (name, v) = match hint.take() {
-                Some((at, name, v)) if at == pos => (name, v),
+            let (name, v, hinted) = match hint.take() {
+                Some((at, name, v)) if at == pos => (name, v, true),
                 _ => {
                     // Lines read before, at the same places with the same bytes: the
                     // same fields (a Byte-Range among them parses).
@@ -802,11 +808,14 @@ impl Decoder {
                         }
                     }
                     match hint.take() {
-                        Some((_, name, v)) => (name, v),
+                        Some((_, name, v)) => (name, v, true),
                         // RFC 4975 §9 `header = hname ":" SP hval CRLF`. Other blanks
                         // before the value (tolerated: real peers write `Name:value`)
                         // take the general path.
-                        None => known_name_at(h, pos)?,
+                        None => {
+                            let (name, v) = known_name_at(h, pos)?;
+                            (name, v, false)
+                        }
                     }
                 }
             };
@@ -829,10 +838,13 @@ impl Decoder {
                 start: v as u16,
                 end: eol as u16,
             };
-            if remembered {
-                cache.remember(n, pos, eol + 2, h);
-            } else {
+            // A line with a remembered line's name, at its place and as long as it, is
+            // the same field: the remembered line stays as it is (a chat's messages
+            // and a message's chunks change their Message-ID that way).
+            if !remembered {
                 cache.forget_from(n);
+            } else if !(hinted && cache.ends_at(n, eol + 2)) {
+                cache.remember(n, pos, eol + 2, h);
             }
             n += 1;
             pos = eol + 2;

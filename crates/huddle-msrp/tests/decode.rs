@@ -490,3 +490,12 @@ fn a_line_read_but_not_remembered_makes_the_decoder_forget_its_place() {
     ]);
     reads_like_fresh_frames(&[valid.clone(), longer, valid]);
 }
+
+/// A line as long as the remembered one at its place but with another name replaces
+/// it (only a line with the remembered name keeps the remembered bytes).
+#[test]
+fn a_line_of_the_same_length_with_another_name_replaces_the_remembered_one() {
+    let a = frame_of(&[TO, FROM, "Message-ID: 12345", "Byte-Range: 1-*/9"]);
+    let b = frame_of(&[TO, FROM, "Content-ID: 12345", "Byte-Range: 1-*/9"]);
+    reads_like_fresh_frames(&[a.clone(), b.clone(), a, b]);
+}
