@@ -1028,7 +1028,11 @@ impl Decoder {
                     scan.search = 0;
                     return Ok(None);
                 }
-                if safe >= max {
+                // A segment goes out once a byte past it is known to be body: with
+                // exactly `max` bytes before a possible end-line, the end-line may start
+                // right there, and then those bytes are the last chunk (flag and all),
+                // as they are when everything arrives at once.
+                if safe > max {
                     Ok(Some(self.segment(buf, max)))
                 } else {
                     Ok(None)

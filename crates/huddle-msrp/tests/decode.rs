@@ -499,3 +499,40 @@ fn a_line_of_the_same_length_with_another_name_replaces_the_remembered_one() {
     let b = frame_of(&[TO, FROM, "Content-ID: 12345", "Byte-Range: 1-*/9"]);
     reads_like_fresh_frames(&[a.clone(), b.clone(), a, b]);
 }
+
+/// A body of exactly twice the in-memory limit: the second half is the last chunk
+/// (flag `$`), not a `+` segment followed by an empty last one, however the bytes
+/// arrive (found by the `msrp_split` fuzz target: the decoder sent a segment as soon
+/// as it held the limit, before it could see whether the end-line came next).
+#[test]
+fn a_body_of_a_multiple_of_the_limit_ends_with_a_full_last_chunk() {
+    let limits = Limits {
+        max_head_bytes: 1024,
+        max_headers: 16,
+        max_body_in_memory: 16,
+    };
+    let mut frame = b"MSRP t1234567 SEND\r\n".to_vec();
+    frame.extend_from_slice(format!("{TO}\r\n{FROM}\r\nByte-Range: 1-32/32\r\n\r\n").as_bytes());
+    frame.extend_from_slice(&[b'x'; 32]);
+    frame.extend_from_slice(b"\r\n-------t1234567$\r\n");
+    let whole = decode_pieces(&[&frame], limits);
+    let bytes: Vec<&[u8]> = frame.chunks(1).collect();
+    assert_eq!(decode_pieces(&bytes, limits), whole);
+    // Up to the end of the body, then the end-line.
+    let body_end = frame.len() - 20;
+    assert_eq!(
+        decode_pieces(&[&frame[..body_end], &frame[body_end..]], limits),
+        whole
+    );
+    let chunks: Vec<(Option<u32>, Flag, usize)> = whole
+        .iter()
+        .map(|c| {
+            let c = c.as_ref().expect("chunk");
+            (c.segment, c.flag, c.body_len().unwrap_or(0))
+        })
+        .collect();
+    assert_eq!(
+        chunks,
+        [(Some(1), Flag::More, 16), (Some(2), Flag::End, 16)]
+    );
+}
