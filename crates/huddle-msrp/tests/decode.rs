@@ -340,6 +340,11 @@ fn frame_of(lines: &[&str]) -> Vec<u8> {
 const TO: &str = "To-Path: msrp://bob.example.com:8888/9di4eae923wzd;tcp";
 const FROM: &str = "From-Path: msrp://alice.example.com:7777/iau39soe2843z;tcp";
 
+/// A frame of To-Path, From-Path, `third`, `fourth` and a Content-Type line.
+fn frame_with(third: &str, fourth: &str) -> Vec<u8> {
+    frame_of(&[TO, FROM, third, fourth, "Content-Type: text/plain"])
+}
+
 /// Decoding `frames` one after the other with one decoder (whole frames: the fast
 /// path, which remembers header lines from frame to frame) reads each as a fresh
 /// decoder fed one byte at a time does (the line-by-line path).
@@ -359,31 +364,13 @@ fn reads_like_fresh_frames(frames: &[Vec<u8>]) {
 /// line of its own.
 #[test]
 fn remembered_lines_after_a_line_that_shrank_are_forgotten() {
-    let long = frame_of(&[
-        TO,
-        FROM,
-        "Message-ID: 12345678",
-        "Byte-Range: 1-*/9",
-        "Content-Type: text/plain",
-    ]);
+    let long = frame_with("Message-ID: 12345678", "Byte-Range: 1-*/9");
     // Its Message-ID line one byte shorter, then an extension header: the fast path
     // reads (and remembers) the first three lines only.
-    let short = frame_of(&[
-        TO,
-        FROM,
-        "Message-ID: 1234567",
-        "X-Foo: bar",
-        "Content-Type: text/plain",
-    ]);
+    let short = frame_with("Message-ID: 1234567", "X-Foo: bar");
     // The short Message-ID line, then the byte the long one ended with, a bare LF line
     // (which the spec does not allow), then the long frame's last two lines.
-    let mut tricky = frame_of(&[
-        TO,
-        FROM,
-        "Message-ID: 1234567",
-        "Byte-Range: 1-*/9",
-        "Content-Type: text/plain",
-    ]);
+    let mut tricky = frame_with("Message-ID: 1234567", "Byte-Range: 1-*/9");
     let at = tricky
         .windows(21)
         .position(|w| w == b"Message-ID: 1234567\r\n")
@@ -398,20 +385,8 @@ fn remembered_lines_after_a_line_that_shrank_are_forgotten() {
 /// remembered line before it ends.
 #[test]
 fn lines_are_remembered_only_next_to_the_line_before() {
-    let first = frame_of(&[
-        TO,
-        FROM,
-        "Byte-Range: 1-*/9",
-        "Byte-Range: 1-*/7",
-        "Content-Type: text/plain",
-    ]);
-    let second = frame_of(&[
-        TO,
-        FROM,
-        "Byte-Range: 1-*/9",
-        "Byte-Range: 1-*/7xyz",
-        "Content-Type: text/plain",
-    ]);
+    let first = frame_with("Byte-Range: 1-*/9", "Byte-Range: 1-*/7");
+    let second = frame_with("Byte-Range: 1-*/9", "Byte-Range: 1-*/7xyz");
     // The first frame's lines up to its second Byte-Range, then the bytes of its
     // Content-Type line that the second frame's longer Byte-Range covered, then the
     // second frame's Content-Type line.
@@ -439,21 +414,9 @@ fn lines_are_remembered_only_next_to_the_line_before() {
 /// in the next frame it may be the first.
 #[test]
 fn a_byte_range_that_does_not_parse_is_checked_again() {
-    let checked = frame_of(&[
-        TO,
-        FROM,
-        "Byte-Range: 1-*/9",
-        "Byte-Range: 1-x/9",
-        "Content-Type: text/plain",
-    ]);
+    let checked = frame_with("Byte-Range: 1-*/9", "Byte-Range: 1-x/9");
     // Same places: a Message-ID line as long as the first Byte-Range line.
-    let first = frame_of(&[
-        TO,
-        FROM,
-        "Message-ID: 12345",
-        "Byte-Range: 1-x/9",
-        "Content-Type: text/plain",
-    ]);
+    let first = frame_with("Message-ID: 12345", "Byte-Range: 1-x/9");
     reads_like_fresh_frames(&[checked, first]);
 }
 
@@ -474,20 +437,8 @@ fn a_repeated_name_followed_by_a_second_blank_is_read_as_new() {
 /// line's field.
 #[test]
 fn a_line_read_but_not_remembered_makes_the_decoder_forget_its_place() {
-    let valid = frame_of(&[
-        TO,
-        FROM,
-        "Byte-Range: 1-*/9",
-        "Byte-Range: 1-*/7",
-        "Content-Type: text/plain",
-    ]);
-    let longer = frame_of(&[
-        TO,
-        FROM,
-        "Byte-Range: 1-*/9",
-        "Byte-Range: 1-x/99",
-        "Content-Type: text/plain",
-    ]);
+    let valid = frame_with("Byte-Range: 1-*/9", "Byte-Range: 1-*/7");
+    let longer = frame_with("Byte-Range: 1-*/9", "Byte-Range: 1-x/99");
     reads_like_fresh_frames(&[valid.clone(), longer, valid]);
 }
 

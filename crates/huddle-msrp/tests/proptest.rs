@@ -238,7 +238,7 @@ fn abort_and_gaps() {
 
 /// Every outcome of decoding `pieces` in order: chunks, and errors as (kind, fatal),
 /// up to the first fatal error.
-fn outcomes(pieces: &[&[u8]], limits: Limits) -> Vec<Result<Chunk, (String, bool)>> {
+fn outcomes(pieces: &[&[u8]], limits: Limits) -> Outcomes {
     let mut d = Decoder::new(limits);
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
@@ -263,6 +263,28 @@ fn outcomes(pieces: &[&[u8]], limits: Limits) -> Vec<Result<Chunk, (String, bool
         }
     }
     out
+}
+
+/// `wire` decoded whole and one byte at a time, with small limits or the defaults.
+#[allow(clippy::type_complexity)]
+fn whole_and_bytewise(
+    wire: &[u8],
+    small: bool,
+) -> (
+    Vec<Result<Chunk, (String, bool)>>,
+    Vec<Result<Chunk, (String, bool)>>,
+) {
+    let limits = if small {
+        Limits {
+            max_head_bytes: 200,
+            max_headers: 4,
+            max_body_in_memory: 16,
+        }
+    } else {
+        Limits::default()
+    };
+    let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+    (outcomes(&[wire], limits), outcomes(&bytes, limits))
 }
 
 /// Bytes that change how a head line reads.
@@ -303,14 +325,7 @@ proptest! {
             let i = at.index(wire.len());
             wire[i] = b;
         }
-        let limits = if small {
-            Limits { max_head_bytes: 200, max_headers: 4, max_body_in_memory: 16 }
-        } else {
-            Limits::default()
-        };
-        let whole = outcomes(&[&wire], limits);
-        let bytes: Vec<&[u8]> = wire.chunks(1).collect();
-        let bytewise = outcomes(&bytes, limits);
+        let (whole, bytewise) = whole_and_bytewise(&wire, small);
         prop_assert_eq!(whole, bytewise);
     }
 }
@@ -350,14 +365,7 @@ proptest! {
             }
             wire.extend_from_slice(&f);
         }
-        let limits = if small {
-            Limits { max_head_bytes: 200, max_headers: 4, max_body_in_memory: 16 }
-        } else {
-            Limits::default()
-        };
-        let whole = outcomes(&[&wire], limits);
-        let bytes: Vec<&[u8]> = wire.chunks(1).collect();
-        let bytewise = outcomes(&bytes, limits);
+        let (whole, bytewise) = whole_and_bytewise(&wire, small);
         prop_assert_eq!(whole, bytewise);
     }
 }
