@@ -236,6 +236,9 @@ fn abort_and_gaps() {
     let _ = StartLine::Request(Method::SEND);
 }
 
+/// What a stream decodes to: chunks, and errors as (kind, fatal).
+type Outcomes = Vec<Result<Chunk, (String, bool)>>;
+
 /// Every outcome of decoding `pieces` in order: chunks, and errors as (kind, fatal),
 /// up to the first fatal error.
 fn outcomes(pieces: &[&[u8]], limits: Limits) -> Outcomes {
@@ -266,14 +269,7 @@ fn outcomes(pieces: &[&[u8]], limits: Limits) -> Outcomes {
 }
 
 /// `wire` decoded whole and one byte at a time, with small limits or the defaults.
-#[allow(clippy::type_complexity)]
-fn whole_and_bytewise(
-    wire: &[u8],
-    small: bool,
-) -> (
-    Vec<Result<Chunk, (String, bool)>>,
-    Vec<Result<Chunk, (String, bool)>>,
-) {
+fn whole_and_bytewise(wire: &[u8], small: bool) -> (Outcomes, Outcomes) {
     let limits = if small {
         Limits {
             max_head_bytes: 200,
