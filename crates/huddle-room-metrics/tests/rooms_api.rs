@@ -378,7 +378,10 @@ async fn hawk_replay_and_payload_hash(backend: Backend) {
         resource: &path,
     };
     let hash = huddle_room_metrics::hawk_auth::payload_hash("application/json", body.as_bytes());
-    let ts = wall_ms() / 1000;
+    // The server's own clock (set from the wall clock when the world was made): a
+    // wall-clock reading taken now may be a second or more ahead of it, and then
+    // `ts - 61` below is not yet stale to the server.
+    let ts = huddle_room_metrics::server::Clock::now_ms(w.clock.as_ref()) / 1000;
     let header = huddle_room_metrics::hawk_auth::sign_request(
         &creds,
         target,
