@@ -407,7 +407,8 @@ pub struct Decoder {
 }
 
 /// The header lines of the frames the fast path read last, by line number: where each
-/// started and ended in its frame, what it was, and its bytes. A session's frames repeat
+/// started and ended in its frame and its bytes (what it was, its field, is the
+/// decoder's table entry of the same number). A session's frames repeat
 /// their To-Path and From-Path lines, and the chunks of a message most of the others,
 /// at the same places: lines whose bytes equal the remembered ones at the same places
 /// are those same fields, and are taken after one compare instead of being classified
